@@ -1,0 +1,117 @@
+"""The `townhall` command: serve, worker, migrate, createuser, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from townhall.core.config import get_settings
+
+app = typer.Typer(help="townhall: five real-time apps on one platform.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes on the one port")] = 1,
+    migrate_db: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Run the web server (embedded database migrated first)."""
+    import uvicorn
+
+    settings = get_settings()
+    settings.check_production()
+    if migrate_db and settings.is_sqlite:
+        _migrate()
+    uvicorn.run(
+        "townhall.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_config=None,
+        ws_max_size=16 * 1024 * 1024,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _migrate() -> None:
+    from townhall.core.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(str(settings.database_url))
+    asyncio.run(_sync_roles())
+
+
+async def _sync_roles() -> None:
+    from townhall.core.auth.rbac import sync_roles
+    from townhall.core.platform import build_platform
+
+    async with build_platform(get_settings()) as platform, platform.db.session() as session:
+        await sync_roles(session)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every pending database migration."""
+    _migrate()
+    console.print("[green]database is up to date[/green]")
+
+
+@app.command()
+def createuser(
+    email: Annotated[str, typer.Argument(help="Email of the new account")],
+    display_name: Annotated[str, typer.Option("--name", help="Display name")] = "",
+    admin: Annotated[bool, typer.Option("--admin", help="Grant the admin role")] = False,
+    password: Annotated[str | None, typer.Option(help="Password (prompted when omitted)")] = None,
+) -> None:
+    """Create an account (optionally an admin)."""
+    if password is None:
+        password = getpass.getpass("Password: ")
+    if len(password) < 8:
+        console.print("[red]password must have at least 8 characters[/red]")
+        raise typer.Exit(2)
+    roles = ("user", "admin") if admin else ("user",)
+    asyncio.run(_create_user(email, display_name or email.split("@")[0], password, roles))
+    console.print(f"[green]created {email}[/green]" + (" (admin)" if admin else ""))
+
+
+async def _create_user(email: str, name: str, password: str, roles: tuple[str, ...]) -> None:
+    from townhall.core.auth.service import AuthService
+    from townhall.core.errors import AppError
+    from townhall.core.platform import build_platform
+
+    async with build_platform(get_settings()) as platform:
+        try:
+            async with platform.db.session() as session:
+                await AuthService(platform.settings, platform.cache).create_user(
+                    session, email=email, display_name=name, password=password, roles=roles
+                )
+        except AppError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(1) from exc
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Only on an empty database")] = False,
+) -> None:
+    """Load demo users and demo data of every app."""
+    from townhall.demo import load_demo
+
+    loaded = asyncio.run(load_demo(get_settings(), only_if_empty=if_empty))
+    if loaded:
+        console.print("[green]demo data loaded[/green]; accounts are listed in the README")
+    else:
+        console.print("database already has data; demo not loaded")
+
+
+if __name__ == "__main__":
+    app()

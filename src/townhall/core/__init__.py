@@ -1,0 +1,1 @@
+"""Shared infrastructure: one small package per concern, chosen by a settings URL."""

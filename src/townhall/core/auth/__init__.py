@@ -1,0 +1,1 @@
+"""Accounts, password hashing, JWT access and rotating refresh tokens, OAuth, RBAC."""

@@ -1,0 +1,1 @@
+"""The apps of townhall; each registers itself in `registry.APPS`."""

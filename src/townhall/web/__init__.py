@@ -1,0 +1,1 @@
+"""Shared layout templates, CSS and vendored JS bundles."""

@@ -1,0 +1,205 @@
+"""Server-rendered pages of the shell: home, sign-up, log-in, account."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+
+from townhall.core.auth.endpoints import clear_auth_cookies, set_auth_cookies
+from townhall.core.auth.oauth import configured_providers
+from townhall.core.auth.schemas import LoginRequest, SignupRequest
+from townhall.core.deps import (
+    ACCESS_COOKIE,
+    REFRESH_COOKIE,
+    Auth,
+    Client,
+    DbSession,
+    Principal,
+    SettingsDep,
+    authenticate,
+)
+from townhall.core.errors import AppError, Unauthorized
+from townhall.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+async def page_principal(
+    request: Request,
+    response: Response,
+    auth: Auth,
+    session: DbSession,
+    client: Client,
+    settings: SettingsDep,
+) -> Principal | None:
+    """The signed-in browser user; a stale access cookie is renewed from the refresh cookie."""
+    token = request.cookies.get(ACCESS_COOKIE)
+    if token:
+        try:
+            principal = await authenticate(auth, session, token)
+        except Unauthorized:
+            principal = None
+        if principal is not None:
+            request.state.user = principal.user
+            return principal
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    if not refresh:
+        return None
+    try:
+        issued = await auth.refresh(session, refresh, client)
+    except Unauthorized:
+        clear_auth_cookies(response)
+        return None
+    set_auth_cookies(response, issued, settings)
+    principal = await authenticate(auth, session, issued.access_token)
+    request.state.user = principal.user
+    return principal
+
+
+PageUser = Annotated[Principal | None, Depends(page_principal)]
+
+
+def _with_cookies(target: Response, source: Response) -> Response:
+    """Copy cookies set on the dependency's response onto the returned one."""
+    for key, value in source.headers.items():
+        if key.lower() == "set-cookie":
+            target.headers.append("set-cookie", value)
+    return target
+
+
+def _form_errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, response: Response, principal: PageUser) -> Response:
+    return _with_cookies(render(request, "home.html"), response)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, settings: SettingsDep, next: str = "/") -> Response:
+    return render(
+        request, "login.html", providers=configured_providers(settings), next=_safe_next(next)
+    )
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(
+    request: Request,
+    session: DbSession,
+    auth: Auth,
+    client: Client,
+    settings: SettingsDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    providers = configured_providers(settings)
+    try:
+        body = LoginRequest(email=email, password=password)
+        issued = await auth.login(session, email=body.email, password=body.password, client=client)
+    except ValidationError as exc:
+        return render(
+            request,
+            "login.html",
+            422,
+            error=_form_errors(exc),
+            email=email,
+            providers=providers,
+            next=next,
+        )
+    except AppError as exc:
+        return _with_cookies(
+            render(
+                request,
+                "login.html",
+                exc.status_code,
+                error=exc.message,
+                email=email,
+                providers=providers,
+                next=next,
+            ),
+            Response(headers=exc.headers),
+        )
+    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    set_auth_cookies(redirect, issued, settings)
+    return redirect
+
+
+@router.get("/signup", response_class=HTMLResponse)
+async def signup_page(request: Request, settings: SettingsDep) -> Response:
+    return render(request, "signup.html", providers=configured_providers(settings))
+
+
+@router.post("/signup", response_class=HTMLResponse)
+async def signup_submit(
+    request: Request,
+    session: DbSession,
+    auth: Auth,
+    client: Client,
+    settings: SettingsDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    display_name: Annotated[str, Form()] = "",
+) -> Response:
+    providers = configured_providers(settings)
+    try:
+        body = SignupRequest(email=email, password=password, display_name=display_name)
+        issued = await auth.signup(
+            session,
+            email=body.email,
+            password=body.password,
+            display_name=body.display_name,
+            locale=body.locale,
+            client=client,
+        )
+    except ValidationError as exc:
+        return render(
+            request,
+            "signup.html",
+            422,
+            error=_form_errors(exc),
+            email=email,
+            display_name=display_name,
+            providers=providers,
+        )
+    except AppError as exc:
+        return render(
+            request,
+            "signup.html",
+            exc.status_code,
+            error=exc.message,
+            email=email,
+            display_name=display_name,
+            providers=providers,
+        )
+    redirect = RedirectResponse("/account", status_code=303)
+    set_auth_cookies(redirect, issued, settings)
+    return redirect
+
+
+@router.post("/logout")
+async def logout_submit(principal: PageUser, session: DbSession, auth: Auth) -> Response:
+    if principal is not None:
+        await auth.logout(session, principal.user.id, principal.family_id)
+    redirect = RedirectResponse("/", status_code=303)
+    clear_auth_cookies(redirect)
+    return redirect
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account(request: Request, response: Response, principal: PageUser) -> Response:
+    if principal is None:
+        return RedirectResponse("/login?next=/account", status_code=303)
+    roles = sorted({name for name, _ in principal.grants.roles})
+    return _with_cookies(render(request, "account.html", roles=roles), response)
+
+
+def _safe_next(target: str) -> str:
+    """Only same-site relative paths, so log-in cannot redirect elsewhere."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target

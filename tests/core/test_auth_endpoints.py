@@ -1,0 +1,164 @@
+"""Auth API: sign-up, log-in, refresh rotation and reuse, log-out, rate limits, bad input."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.fixtures.app import signup
+
+
+class TestSignup:
+    async def test_creates_account_and_logs_in(self, client: httpx.AsyncClient) -> None:
+        tokens = await signup(client, "new@example.com")
+        me = await client.get("/api/v1/auth/me", headers=tokens["headers"])
+        assert me.status_code == 200
+        assert me.json()["email"] == "new@example.com"
+        assert me.json()["roles"] == ["user"]
+
+    async def test_duplicate_email_is_409_and_changes_nothing(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await signup(client, "dup@example.com")
+        again = await client.post(
+            "/api/v1/auth/signup",
+            json={"email": "DUP@example.com", "password": "password123", "display_name": "X"},
+        )
+        assert again.status_code == 409
+        assert again.headers["content-type"] == "application/problem+json"
+        assert "already exists" in again.json()["detail"]
+
+    async def test_validation_names_the_field(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/api/v1/auth/signup",
+            json={"email": "not-an-email", "password": "short", "display_name": ""},
+        )
+        assert response.status_code == 422
+        fields = {e["field"] for e in response.json()["errors"]}
+        assert fields == {"email", "password", "display_name"}
+
+    async def test_unknown_fields_rejected(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/api/v1/auth/signup",
+            json={
+                "email": "a@example.com",
+                "password": "password123",
+                "display_name": "A",
+                "is_admin": True,
+            },
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "is_admin"
+
+    async def test_malformed_json_is_400(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/api/v1/auth/signup",
+            content=b'{"email": ',
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert "malformed JSON" in response.json()["detail"]
+
+
+class TestLogin:
+    async def test_wrong_password_is_401(self, client: httpx.AsyncClient) -> None:
+        await signup(client, "w@example.com")
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": "w@example.com", "password": "nope-nope"}
+        )
+        assert response.status_code == 401
+        assert response.json()["detail"] == "wrong email or password"
+
+    async def test_sql_looking_input_is_just_a_wrong_password(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await signup(client, "s@example.com")
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": "s@example.com", "password": "' OR 1=1 --"}
+        )
+        assert response.status_code == 401
+
+    async def test_rate_limited_per_account_with_retry_after(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await signup(client, "r@example.com")
+        codes = []
+        for _ in range(6):
+            response = await client.post(
+                "/api/v1/auth/login", json={"email": "r@example.com", "password": "wrong-pass"}
+            )
+            codes.append(response.status_code)
+        assert codes == [401] * 5 + [429]
+        assert int(response.headers["retry-after"]) > 0
+        # Even the right password waits out the window.
+        ok = await client.post(
+            "/api/v1/auth/login", json={"email": "r@example.com", "password": "password123"}
+        )
+        assert ok.status_code == 429
+
+
+class TestRefresh:
+    async def test_rotation_and_reuse_revokes_family(self, client: httpx.AsyncClient) -> None:
+        first = await signup(client, "rot@example.com")
+        rotated = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        assert rotated.status_code == 200
+        second = rotated.json()
+        assert second["refresh_token"] != first["refresh_token"]
+        client.cookies.clear()
+        # The old token presented again: reuse -> whole family revoked.
+        reuse = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        assert reuse.status_code == 401
+        assert "reuse" in reuse.json()["detail"]
+        client.cookies.clear()
+        newer = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+        )
+        assert newer.status_code == 401
+        me = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {second['access_token']}"}
+        )
+        assert me.status_code == 401
+
+    async def test_garbage_refresh_token(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/api/v1/auth/refresh", json={"refresh_token": "garbage"})
+        assert response.status_code == 401
+
+
+class TestLogout:
+    async def test_logout_revokes_access_and_refresh(self, client: httpx.AsyncClient) -> None:
+        tokens = await signup(client, "out@example.com")
+        response = await client.post("/api/v1/auth/logout", headers=tokens["headers"])
+        assert response.status_code == 204
+        assert (await client.get("/api/v1/auth/me", headers=tokens["headers"])).status_code == 401
+        again = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        assert again.status_code == 401
+
+
+class TestTokens:
+    async def test_forged_token_is_401(self, client: httpx.AsyncClient) -> None:
+        import jwt
+
+        forged = jwt.encode(
+            {"sub": "x", "sid": "y", "typ": "access", "exp": 9999999999}, "wrong", "HS256"
+        )
+        response = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}
+        )
+        assert response.status_code == 401
+        assert response.json()["detail"] == "invalid access token"
+
+    async def test_expired_token_is_401(self, client: httpx.AsyncClient, settings) -> None:  # type: ignore[no-untyped-def]
+        import uuid
+
+        from townhall.core.auth.tokens import issue_access_token
+
+        expired = issue_access_token(settings.secret(), uuid.uuid4(), uuid.uuid4(), minutes=-1)
+        response = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}
+        )
+        assert response.json()["detail"] == "access token expired"
