@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from townhall.core.auth.endpoints import clear_auth_cookies, set_auth_cookies
-from townhall.core.auth.oauth import configured_providers
+from townhall.core.auth import oauth
+from townhall.core.auth.endpoints import clear_auth_cookies, safe_next, set_auth_cookies
 from townhall.core.auth.schemas import LoginRequest, SignupRequest
 from townhall.core.deps import (
     ACCESS_COOKIE,
@@ -25,6 +25,7 @@ from townhall.core.errors import AppError, Unauthorized
 from townhall.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+router.include_router(oauth.router)
 
 
 async def page_principal(
@@ -82,7 +83,7 @@ async def home(request: Request, response: Response, principal: PageUser) -> Res
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, settings: SettingsDep, next: str = "/") -> Response:
     return render(
-        request, "login.html", providers=configured_providers(settings), next=_safe_next(next)
+        request, "login.html", providers=oauth.configured_providers(settings), next=safe_next(next)
     )
 
 
@@ -97,7 +98,7 @@ async def login_submit(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    providers = configured_providers(settings)
+    providers = oauth.configured_providers(settings)
     try:
         body = LoginRequest(email=email, password=password)
         issued = await auth.login(session, email=body.email, password=body.password, client=client)
@@ -124,14 +125,14 @@ async def login_submit(
             ),
             Response(headers=exc.headers),
         )
-    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    redirect = RedirectResponse(safe_next(next), status_code=303)
     set_auth_cookies(redirect, issued, settings)
     return redirect
 
 
 @router.get("/signup", response_class=HTMLResponse)
 async def signup_page(request: Request, settings: SettingsDep) -> Response:
-    return render(request, "signup.html", providers=configured_providers(settings))
+    return render(request, "signup.html", providers=oauth.configured_providers(settings))
 
 
 @router.post("/signup", response_class=HTMLResponse)
@@ -145,7 +146,7 @@ async def signup_submit(
     password: Annotated[str, Form()] = "",
     display_name: Annotated[str, Form()] = "",
 ) -> Response:
-    providers = configured_providers(settings)
+    providers = oauth.configured_providers(settings)
     try:
         body = SignupRequest(email=email, password=password, display_name=display_name)
         issued = await auth.signup(
@@ -196,10 +197,3 @@ async def account(request: Request, response: Response, principal: PageUser) -> 
         return RedirectResponse("/login?next=/account", status_code=303)
     roles = sorted({name for name, _ in principal.grants.roles})
     return _with_cookies(render(request, "account.html", roles=roles), response)
-
-
-def _safe_next(target: str) -> str:
-    """Only same-site relative paths, so log-in cannot redirect elsewhere."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target

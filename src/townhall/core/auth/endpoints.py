@@ -52,6 +52,13 @@ def set_auth_cookies(response: Response, issued: IssuedTokens, settings: Setting
     )
 
 
+def safe_next(target: str) -> str:
+    """Only same-site relative paths, so a log-in cannot redirect elsewhere."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
 def clear_auth_cookies(response: Response) -> None:
     response.delete_cookie(ACCESS_COOKIE, path="/")
     response.delete_cookie(REFRESH_COOKIE, path="/")

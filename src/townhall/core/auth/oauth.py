@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
+import structlog
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.starlette_client import OAuth
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from joserfc.errors import JoseError
+
+from townhall.core.auth.endpoints import safe_next, set_auth_cookies
 from townhall.core.config import Settings
+from townhall.core.deps import Auth, Client, DbSession, SettingsDep
+from townhall.core.errors import AppError, NotFound
+from townhall.web.templating import render
+
+log = structlog.get_logger(__name__)
+
+# Holds Authlib's state, nonce and PKCE verifier between the two redirects, signed.
+STATE_COOKIE = "th_oauth"
+STATE_COOKIE_PATH = "/auth/oauth/"
+STATE_MAX_AGE = 600
+HTTP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -20,6 +42,16 @@ PROVIDERS = (
 )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who the provider says the user is."""
+
+    subject: str
+    email: str | None
+    email_verified: bool
+    display_name: str
+
+
 def configured_providers(settings: Settings) -> list[ProviderInfo]:
     """Providers with a client id and secret; the others are hidden."""
     return [
@@ -28,3 +60,205 @@ def configured_providers(settings: Settings) -> list[ProviderInfo]:
         if getattr(settings, f"oauth_{p.name}_client_id")
         and getattr(settings, f"oauth_{p.name}_client_secret")
     ]
+
+
+def build_oauth(settings: Settings) -> OAuth:
+    """An Authlib registry holding every configured provider."""
+    oauth = OAuth()
+    for provider in configured_providers(settings):
+        name = provider.name
+        secret = getattr(settings, f"oauth_{name}_client_secret").get_secret_value()
+        common: dict[str, Any] = {
+            "name": name,
+            "client_id": getattr(settings, f"oauth_{name}_client_id"),
+            "client_secret": secret,
+        }
+        if name == "google":
+            oauth.register(
+                **common,
+                server_metadata_url=settings.oauth_google_metadata_url,
+                client_kwargs={
+                    "scope": "openid email profile",
+                    "code_challenge_method": "S256",
+                    "timeout": HTTP_TIMEOUT,
+                },
+            )
+        elif name == "kakao":
+            # Kakao only accepts the client secret in the token request body.
+            oauth.register(
+                **common,
+                server_metadata_url=settings.oauth_kakao_metadata_url,
+                client_kwargs={
+                    "scope": "openid account_email profile_nickname",
+                    "token_endpoint_auth_method": "client_secret_post",
+                    "timeout": HTTP_TIMEOUT,
+                },
+            )
+        else:
+            # Naver speaks plain OAuth 2.0 (no OIDC discovery, no id_token).
+            oauth.register(
+                **common,
+                authorize_url=settings.oauth_naver_authorize_url,
+                access_token_url=settings.oauth_naver_token_url,
+                userinfo_endpoint=settings.oauth_naver_userinfo_url,
+                client_kwargs={
+                    "token_endpoint_auth_method": "client_secret_post",
+                    "timeout": HTTP_TIMEOUT,
+                },
+            )
+    return oauth
+
+
+def _registry(request: Request, settings: Settings) -> OAuth:
+    """The app's Authlib registry, built once (it caches provider metadata and keys)."""
+    oauth: OAuth | None = getattr(request.app.state, "oauth", None)
+    if oauth is None:
+        oauth = build_oauth(settings)
+        request.app.state.oauth = oauth
+    return oauth
+
+
+def _client(request: Request, settings: Settings, provider: str) -> tuple[Any, ProviderInfo]:
+    for info in configured_providers(settings):
+        if info.name == provider:
+            return _registry(request, settings).create_client(provider), info
+    raise NotFound(f"log-in with {provider!r} is not available")
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret(), salt="townhall.oauth.state")
+
+
+def _truthy(value: Any) -> bool:
+    # Some providers send email_verified as the string "true".
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _display_name(claims: dict[str, Any], email: str | None) -> str:
+    for key in ("name", "nickname", "preferred_username"):
+        value = claims.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:100]
+    return (email or "user").split("@")[0][:100]
+
+
+async def fetch_identity(client: Any, provider: str, token: dict[str, Any]) -> Identity:
+    """Read the user's identity from the id_token (OIDC) or the userinfo endpoint (Naver)."""
+    if provider == "naver":
+        profile = dict(await client.userinfo(token=token)).get("response") or {}
+        email = profile.get("email") or None
+        # Naver shares the account's contact address unverified, except its own mailboxes.
+        verified = bool(email) and str(email).lower().endswith("@naver.com")
+        return Identity(
+            subject=str(profile["id"]),
+            email=email,
+            email_verified=verified,
+            display_name=_display_name(profile, email),
+        )
+    claims: dict[str, Any] = dict(token.get("userinfo") or {})
+    if not claims.get("sub"):
+        raise ValueError("the provider returned no id_token")
+    if "email_verified" not in claims:
+        # Kakao puts email_verified only in its userinfo response.
+        extra = dict(await client.userinfo(token=token))
+        if extra.get("sub") == claims["sub"]:
+            claims = {**extra, **claims, "email_verified": extra.get("email_verified")}
+    email = claims.get("email") or None
+    return Identity(
+        subject=str(claims["sub"]),
+        email=email,
+        email_verified=bool(email) and _truthy(claims.get("email_verified")),
+        display_name=_display_name(claims, email),
+    )
+
+
+def _failure(request: Request, settings: Settings, message: str, status: int) -> Response:
+    response = render(
+        request,
+        "login.html",
+        status,
+        error=message,
+        providers=configured_providers(settings),
+        next="/",
+    )
+    response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
+    return response
+
+
+router = APIRouter(prefix="/auth/oauth", include_in_schema=False)
+
+
+@router.get("/{provider}/login")
+async def oauth_login(
+    request: Request, provider: str, settings: SettingsDep, next: str = "/"
+) -> Response:
+    """Redirect to the provider; state, nonce and PKCE verifier go into a signed cookie."""
+    client, info = _client(request, settings, provider)
+    redirect_uri = f"{settings.base_url.rstrip('/')}/auth/oauth/{provider}/callback"
+    # Authlib keeps its flow data in request.session; here that is the signed cookie.
+    request.scope["session"] = {"next": safe_next(next)}
+    try:
+        response: Response = await client.authorize_redirect(request, redirect_uri)
+    except (AuthlibBaseError, httpx.HTTPError, RuntimeError, ValueError) as exc:
+        log.warning("oauth provider unreachable", provider=provider, error=str(exc))
+        return _failure(request, settings, f"{info.label} cannot be reached; try again later", 502)
+    response.set_cookie(
+        STATE_COOKIE,
+        _serializer(settings).dumps(request.scope["session"]),
+        max_age=STATE_MAX_AGE,
+        httponly=True,
+        secure=settings.cookie_secure,
+        # Lax: the cookie must come back on the provider's top-level redirect to us.
+        samesite="lax",
+        path=STATE_COOKIE_PATH,
+    )
+    return response
+
+
+@router.get("/{provider}/callback")
+async def oauth_callback(
+    request: Request,
+    provider: str,
+    settings: SettingsDep,
+    session: DbSession,
+    auth: Auth,
+    client_info: Client,
+) -> Response:
+    """Check state and nonce, fetch the identity, log in (linking by verified email)."""
+    client, info = _client(request, settings, provider)
+    try:
+        flow = _serializer(settings).loads(
+            request.cookies.get(STATE_COOKIE, ""), max_age=STATE_MAX_AGE
+        )
+    except BadSignature:
+        flow = {}
+    request.scope["session"] = flow if isinstance(flow, dict) else {}
+    if request.query_params.get("error"):
+        return _failure(request, settings, f"log-in with {info.label} was cancelled", 400)
+    try:
+        token = await client.authorize_access_token(request)
+        identity = await fetch_identity(client, provider, token)
+    except (AuthlibBaseError, JoseError, KeyError, ValueError, TypeError) as exc:
+        log.warning("oauth callback refused", provider=provider, error=repr(exc))
+        return _failure(
+            request, settings, f"log-in with {info.label} failed or expired; try again", 400
+        )
+    except httpx.HTTPError as exc:
+        log.warning("oauth provider unreachable", provider=provider, error=repr(exc))
+        return _failure(request, settings, f"{info.label} cannot be reached; try again later", 502)
+    try:
+        issued = await auth.oauth_login(
+            session,
+            provider=provider,
+            subject=identity.subject,
+            email=identity.email,
+            email_verified=identity.email_verified,
+            display_name=identity.display_name,
+            client=client_info,
+        )
+    except AppError as exc:
+        return _failure(request, settings, exc.message, exc.status_code)
+    redirect = RedirectResponse(safe_next(str(flow.get("next", "/"))), status_code=303)
+    set_auth_cookies(redirect, issued, settings)
+    redirect.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
+    return redirect

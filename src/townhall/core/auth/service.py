@@ -218,6 +218,17 @@ class AuthService:
         for family in families:
             await self._mark_revoked(user.id, family)
 
+    async def _claim_unverified(self, session: AsyncSession, user: User) -> None:
+        """The provider proved who owns the email; drop what an unproven sign-up set up.
+
+        Otherwise whoever signed up first with someone else's address (account pre-hijacking)
+        would keep a password and sessions on the account its real owner now uses.
+        """
+        user.password_hash = None
+        user.email_verified = True
+        for family in await SessionRepository(session).revoke_user(user.id, utcnow()):
+            await self._mark_revoked(user.id, family)
+
     async def authenticate(
         self, session: AsyncSession, access_token: str
     ) -> tuple[User, uuid.UUID]:
@@ -259,8 +270,10 @@ class AuthService:
             if existing is not None:
                 if not email_verified:
                     raise Conflict(
-                        "an account with this email exists; log in with your password first"
+                        "an account with this email already exists; log in with its password"
                     )
+                if not existing.email_verified:
+                    await self._claim_unverified(session, existing)
                 user = existing
             else:
                 user = await self.create_user(
