@@ -15,6 +15,7 @@ from townhall.core.errors import install_error_handlers
 from townhall.core.logging import configure_logging
 from townhall.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from townhall.core.platform import State, build_platform
+from townhall.core.storage.endpoints import router as storage_router
 from townhall.core.system import router as system_router
 from townhall.modules.registry import load_apps
 from townhall.web import pages
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(system_router)
     app.include_router(auth_endpoints.router)
+    app.include_router(storage_router)
     for module in apps:
         for router in module.routers:
             app.include_router(router)

@@ -12,6 +12,7 @@ from cashews import Cache
 from townhall.core.cache import build_cache
 from townhall.core.config import Settings
 from townhall.core.db import Database
+from townhall.core.storage import Storage, build_storage
 
 
 @dataclass
@@ -21,8 +22,13 @@ class Platform:
     settings: Settings
     db: Database
     cache: Cache
+    storage: Storage
     # Readiness probes of optional backends (broker, pub/sub, storage), by name.
     extra_checks: dict[str, Callable[[Platform], Awaitable[None]]] = field(default_factory=dict)
+
+
+async def _check_storage(platform: Platform) -> None:
+    await platform.storage.ping()
 
 
 class State(TypedDict):
@@ -39,8 +45,11 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
         pool_size=settings.database_pool_size,
     )
     cache = build_cache(settings.redis_url)
+    storage = build_storage(settings)
     try:
-        yield Platform(settings=settings, db=db, cache=cache)
+        platform = Platform(settings=settings, db=db, cache=cache, storage=storage)
+        platform.extra_checks["storage"] = _check_storage
+        yield platform
     finally:
         await cache.close()
         await db.dispose()
