@@ -1,0 +1,1 @@
+"""The eventsync engine (seed 001): server-authoritative JSON documents, events, snapshots."""

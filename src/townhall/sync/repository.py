@@ -1,0 +1,324 @@
+"""All SQL of the sync engine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from townhall.core.auth.models import User
+from townhall.sync.models import (
+    SyncClientState,
+    SyncCollection,
+    SyncDocument,
+    SyncEvent,
+    SyncMember,
+    SyncSnapshot,
+    SyncStream,
+)
+
+
+class SyncRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    # Collections and members.
+
+    async def add_collection(self, collection: SyncCollection) -> SyncCollection:
+        self.session.add(collection)
+        await self.session.flush()
+        self.session.add(SyncStream(stream=collection.id, seq=0))
+        await self.session.flush()
+        return collection
+
+    async def collection_by_slug(self, slug: str) -> SyncCollection | None:
+        result = await self.session.execute(
+            select(SyncCollection).where(SyncCollection.slug == slug)
+        )
+        return result.scalar_one_or_none()
+
+    async def collections_of(self, user_id: uuid.UUID) -> Sequence[SyncCollection]:
+        member = select(SyncMember.collection_id).where(SyncMember.user_id == user_id)
+        result = await self.session.execute(
+            select(SyncCollection)
+            .where(or_(SyncCollection.owner_id == user_id, SyncCollection.id.in_(member)))
+            .order_by(SyncCollection.created_at, SyncCollection.slug)
+        )
+        return result.scalars().all()
+
+    async def member_role(self, collection_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+        result = await self.session.execute(
+            select(SyncMember.role).where(
+                SyncMember.collection_id == collection_id, SyncMember.user_id == user_id
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def members(self, collection_id: uuid.UUID) -> Sequence[tuple[SyncMember, User]]:
+        result = await self.session.execute(
+            select(SyncMember, User)
+            .join(User, User.id == SyncMember.user_id)
+            .where(SyncMember.collection_id == collection_id)
+            .order_by(User.email)
+        )
+        return [(m, u) for m, u in result.all()]
+
+    async def set_member(self, collection_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+        existing = await self.session.get(SyncMember, (collection_id, user_id))
+        if existing is None:
+            self.session.add(SyncMember(collection_id=collection_id, user_id=user_id, role=role))
+        else:
+            existing.role = role
+        await self.session.flush()
+
+    async def remove_member(self, collection_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        result: CursorResult[Any] = await self.session.execute(  # type: ignore[assignment]
+            delete(SyncMember).where(
+                SyncMember.collection_id == collection_id, SyncMember.user_id == user_id
+            )
+        )
+        return result.rowcount > 0
+
+    async def user_by_email(self, email: str) -> User | None:
+        result = await self.session.execute(
+            select(User).where(func.lower(User.email) == email.lower())
+        )
+        return result.scalar_one_or_none()
+
+    # Documents.
+
+    async def get_document(
+        self, collection_id: uuid.UUID, doc_id: str, *, lock: bool = False
+    ) -> SyncDocument | None:
+        query = select(SyncDocument).where(
+            SyncDocument.collection_id == collection_id, SyncDocument.id == doc_id
+        )
+        if lock:
+            query = query.with_for_update()
+        # Always fresh: a retry must see the version another writer just committed.
+        query = query.execution_options(populate_existing=True)
+        result = await self.session.execute(query)
+        return result.scalar_one_or_none()
+
+    async def list_documents(
+        self, collection_id: uuid.UUID, *, after: str | None, limit: int, include_deleted: bool
+    ) -> Sequence[SyncDocument]:
+        query = select(SyncDocument).where(SyncDocument.collection_id == collection_id)
+        if not include_deleted:
+            query = query.where(SyncDocument.deleted.is_(False))
+        if after is not None:
+            query = query.where(SyncDocument.id > after)
+        result = await self.session.execute(query.order_by(SyncDocument.id).limit(limit))
+        return result.scalars().all()
+
+    async def live_documents(self, collection_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+        """Every live document as `{id: {"version", "data"}}`."""
+        result = await self.session.execute(
+            select(SyncDocument.id, SyncDocument.version, SyncDocument.data)
+            .where(SyncDocument.collection_id == collection_id, SyncDocument.deleted.is_(False))
+            .order_by(SyncDocument.id)
+        )
+        return {
+            doc_id: {"version": version, "data": data} for doc_id, version, data in result.all()
+        }
+
+    async def insert_document(
+        self, collection_id: uuid.UUID, doc_id: str, data: dict[str, Any], now: datetime
+    ) -> bool:
+        """Insert version 1; False when the id exists (a concurrent create won)."""
+        values = {
+            "collection_id": collection_id,
+            "id": doc_id,
+            "version": 1,
+            "data": data,
+            "deleted": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        dialect_insert = pg_insert if self.is_postgres else sqlite_insert
+        statement = dialect_insert(SyncDocument).values(**values).on_conflict_do_nothing()
+        result: CursorResult[Any] = await self.session.execute(statement)  # type: ignore[assignment]
+        return result.rowcount == 1
+
+    async def update_document(
+        self,
+        collection_id: uuid.UUID,
+        doc_id: str,
+        *,
+        expected_version: int,
+        data: dict[str, Any] | None,
+        deleted: bool,
+        now: datetime,
+    ) -> bool:
+        """Compare-and-set on the version; False when another writer got there first."""
+        result: CursorResult[Any] = await self.session.execute(  # type: ignore[assignment]
+            update(SyncDocument)
+            .where(
+                SyncDocument.collection_id == collection_id,
+                SyncDocument.id == doc_id,
+                SyncDocument.version == expected_version,
+            )
+            .values(version=expected_version + 1, data=data, deleted=deleted, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    # Streams and events.
+
+    async def next_seq(self, stream: uuid.UUID) -> int:
+        """Allocate the stream's next seq inside the transaction (row-locks the counter)."""
+        result = await self.session.execute(
+            update(SyncStream)
+            .where(SyncStream.stream == stream)
+            .values(seq=SyncStream.seq + 1)
+            .returning(SyncStream.seq)
+        )
+        return int(result.scalar_one())
+
+    async def lock_head(self, stream: uuid.UUID) -> int:
+        """Take the stream's writer lock without allocating; returns the current head."""
+        result = await self.session.execute(
+            update(SyncStream)
+            .where(SyncStream.stream == stream)
+            .values(seq=SyncStream.seq)
+            .returning(SyncStream.seq)
+        )
+        return int(result.scalar_one())
+
+    async def head(self, stream: uuid.UUID) -> int:
+        result = await self.session.execute(
+            select(SyncStream.seq).where(SyncStream.stream == stream)
+        )
+        return int(result.scalar_one_or_none() or 0)
+
+    async def add_event(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(SyncEvent).values(**values))
+
+    async def events_after(self, stream: uuid.UUID, after: int, limit: int) -> Sequence[SyncEvent]:
+        result = await self.session.execute(
+            select(SyncEvent)
+            .where(SyncEvent.stream == stream, SyncEvent.seq > after)
+            .order_by(SyncEvent.seq)
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    async def oldest_seq(self, stream: uuid.UUID) -> int | None:
+        result = await self.session.execute(
+            select(func.min(SyncEvent.seq)).where(SyncEvent.stream == stream)
+        )
+        value = result.scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def count_events(self, stream: uuid.UUID) -> int:
+        result = await self.session.execute(
+            select(func.count()).select_from(SyncEvent).where(SyncEvent.stream == stream)
+        )
+        return int(result.scalar_one())
+
+    # Snapshots.
+
+    async def add_snapshot(self, snapshot: SyncSnapshot) -> None:
+        self.session.add(snapshot)
+        await self.session.flush()
+
+    async def snapshot_at(self, stream: uuid.UUID, seq: int) -> SyncSnapshot | None:
+        return await self.session.get(SyncSnapshot, (stream, seq))
+
+    async def newest_snapshot(self, stream: uuid.UUID) -> SyncSnapshot | None:
+        result = await self.session.execute(
+            select(SyncSnapshot)
+            .where(SyncSnapshot.stream == stream)
+            .order_by(SyncSnapshot.seq.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def snapshot_seqs(self, stream: uuid.UUID) -> list[tuple[int, datetime]]:
+        result = await self.session.execute(
+            select(SyncSnapshot.seq, SyncSnapshot.created_at)
+            .where(SyncSnapshot.stream == stream)
+            .order_by(SyncSnapshot.seq.desc())
+        )
+        return [(int(s), c) for s, c in result.all()]
+
+    async def prune_snapshots(self, stream: uuid.UUID, keep: int) -> int:
+        keep_seqs = [s for s, _ in (await self.snapshot_seqs(stream))[:keep]]
+        if not keep_seqs:
+            return 0
+        result: CursorResult[Any] = await self.session.execute(  # type: ignore[assignment]
+            delete(SyncSnapshot).where(
+                SyncSnapshot.stream == stream, SyncSnapshot.seq.not_in(keep_seqs)
+            )
+        )
+        return result.rowcount
+
+    async def all_streams(self) -> Sequence[tuple[uuid.UUID, int]]:
+        result = await self.session.execute(select(SyncStream.stream, SyncStream.seq))
+        return [(s, int(q)) for s, q in result.all()]
+
+    # Client state vectors.
+
+    async def save_client_seq(
+        self, user_id: uuid.UUID, client_id: str, stream: uuid.UUID, seq: int, now: datetime
+    ) -> None:
+        values = {
+            "user_id": user_id,
+            "client_id": client_id,
+            "stream": stream,
+            "seq": seq,
+            "updated_at": now,
+        }
+        if self.is_postgres:
+            pg = pg_insert(SyncClientState).values(**values)
+            statement: Any = pg.on_conflict_do_update(
+                index_elements=["user_id", "client_id", "stream"],
+                set_={"seq": pg.excluded.seq, "updated_at": now},
+            )
+        else:
+            lite = sqlite_insert(SyncClientState).values(**values)
+            statement = lite.on_conflict_do_update(
+                index_elements=["user_id", "client_id", "stream"],
+                set_={"seq": lite.excluded.seq, "updated_at": now},
+            )
+        await self.session.execute(statement)
+
+    async def client_states(self, stream: uuid.UUID) -> Sequence[tuple[SyncClientState, str]]:
+        result = await self.session.execute(
+            select(SyncClientState, User.email)
+            .join(User, User.id == SyncClientState.user_id)
+            .where(SyncClientState.stream == stream)
+            .order_by(SyncClientState.seq, SyncClientState.client_id)
+        )
+        return [(c, e) for c, e in result.all()]
+
+    async def prune_clients(self, before: datetime) -> int:
+        result: CursorResult[Any] = await self.session.execute(  # type: ignore[assignment]
+            delete(SyncClientState).where(SyncClientState.updated_at < before)
+        )
+        return result.rowcount
+
+    async def delete_events_keeping(
+        self, stream: uuid.UUID, *, covered_seq: int, keep_from: int, before: datetime
+    ) -> int:
+        """Compaction: events covered by a snapshot, older than `before`, below `keep_from`."""
+        limit = min(covered_seq, keep_from - 1)
+        if limit <= 0:
+            return 0
+        result: CursorResult[Any] = await self.session.execute(  # type: ignore[assignment]
+            delete(SyncEvent).where(
+                and_(SyncEvent.stream == stream, SyncEvent.seq <= limit, SyncEvent.ts < before)
+            )
+        )
+        return result.rowcount
