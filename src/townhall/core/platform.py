@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 from cashews import Cache
+from redis.asyncio import Redis
 
 from townhall.core.cache import build_cache
 from townhall.core.config import Settings
 from townhall.core.db import Database
+from townhall.core.pubsub import PubSub, build_pubsub, build_redis_client, close_redis_client
 from townhall.core.storage import Storage, build_storage
 
 
@@ -23,12 +25,19 @@ class Platform:
     db: Database
     cache: Cache
     storage: Storage
+    pubsub: PubSub
+    # Shared client (BlockingConnectionPool) for Lua / SET NX when TOWNHALL_REDIS_URL is set.
+    redis: Redis[bytes] | None = None
     # Readiness probes of optional backends (broker, pub/sub, storage), by name.
     extra_checks: dict[str, Callable[[Platform], Awaitable[None]]] = field(default_factory=dict)
 
 
 async def _check_storage(platform: Platform) -> None:
     await platform.storage.ping()
+
+
+async def _check_pubsub(platform: Platform) -> None:
+    await platform.pubsub.ping()
 
 
 class State(TypedDict):
@@ -45,11 +54,23 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
         pool_size=settings.database_pool_size,
     )
     cache = build_cache(settings.redis_url)
+    redis = (
+        build_redis_client(settings.redis_url, max_connections=settings.redis_max_connections)
+        if settings.redis_url
+        else None
+    )
+    pubsub = build_pubsub(settings, client=redis)
     storage = build_storage(settings)
     try:
-        platform = Platform(settings=settings, db=db, cache=cache, storage=storage)
+        platform = Platform(
+            settings=settings, db=db, cache=cache, pubsub=pubsub, redis=redis, storage=storage
+        )
         platform.extra_checks["storage"] = _check_storage
+        platform.extra_checks["pubsub"] = _check_pubsub
         yield platform
     finally:
+        await pubsub.close()
+        if redis is not None:
+            await close_redis_client(redis)
         await cache.close()
         await db.dispose()
