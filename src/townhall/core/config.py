@@ -80,10 +80,23 @@ class Settings(BaseSettings):
     roboflow_api_key: SecretStr | None = None
     roboflow_model: str = "coco/3"
     roboflow_base_url: str = "https://detect.roboflow.com"
+    # AI (core/ai): retries on 429/5xx/timeouts, routing by task, offline fallback.
+    ai_max_retries: int = 3
+    ai_retry_backoff_seconds: float = 0.5
+    ai_max_invalid_outputs: int = 2
+    # task (or "app.*") -> "openai[:model]" | "roboflow[:model]" | "offline"
+    ai_routes: dict[str, str] = Field(default_factory=dict)
+    ai_fallback_offline: bool = True
 
-    # Jobs.
+    # Jobs (core/jobs): broker_url unset = the durable embedded broker in the database.
     worker_in_process: bool = True
     job_poll_seconds: float = 0.2
+    job_lease_seconds: float = 60.0  # a claimed embedded job is re-run when its lease expires
+    job_concurrency: int = 10  # jobs run at once per worker process
+    job_shutdown_seconds: float = 10.0  # graceful stop waits this long for running jobs
+    job_schedule_poll_seconds: float = 1.0  # how often cron ticks and sweepers are checked
+    job_queue_prefix: str = ""  # prepended to RabbitMQ/Redis queue names (tests isolate with it)
+    job_modules: list[str] = Field(default_factory=list)  # extra modules declaring @task
 
     # Pub/sub, shared Redis client and real-time connections (core/pubsub, core/realtime).
     redis_max_connections: int = 50
@@ -94,8 +107,48 @@ class Settings(BaseSettings):
     # Outbound HTTP: hosts or CIDRs the SSRF guard lets through (tests serve fixtures locally).
     outbound_allowlist: list[str] = Field(default_factory=list)
 
+    # Sync engine (src/townhall/sync): document limit, retries, snapshots, retention, catch-up.
+    sync_max_document_bytes: int = 1024 * 1024
+    sync_max_retries: int = 12
+    sync_retry_base_seconds: float = 0.002
+    sync_retry_max_seconds: float = 0.1
+    sync_snapshot_every_events: int = 1000
+    sync_snapshot_every_minutes: float = 60.0
+    sync_snapshots_keep: int = 3
+    sync_event_retention_days: float = 7.0
+    sync_event_retention_count: int = 1000
+    sync_catchup_max_events: int = 5000
+    sync_client_idle_days: float = 30.0
+    sync_subscriber_queue: int = 1000
+    sync_poll_seconds: float = 2.0
+
     # Demo data is loaded by `townhall demo` / `make run`.
     demo_password: str = "demo-password"
+
+    # Collab engine (seed 000): Yjs rooms, signaling relay, write-back buffer, flusher.
+    collab_key_prefix: str = ""  # prepended to every collab Redis key (tests isolate with it)
+    collab_max_update_bytes: int = 1024 * 1024
+    collab_max_document_bytes: int = 8 * 1024 * 1024
+    collab_flush_seconds: float = 60.0  # in-process flusher period; 0 disables it
+    collab_versions_kept: int = 50
+    collab_store_debounce_seconds: float = 2.0
+    collab_store_max_debounce_seconds: float = 10.0
+    collab_signaling_max_topics: int = 32
+    collab_signaling_max_message_bytes: int = 64 * 1024
+    collab_signaling_messages_per_second: int = 50
+    collab_signaling_ping_seconds: float = 30.0
+
+    # Quiz app (seed 003): live games over Socket.IO; state in Redis when redis_url is set.
+    quiz_key_prefix: str = ""  # prepended to every quiz Redis key and the Socket.IO channel
+    quiz_first_correct_bonus: int = 100
+    quiz_watchdog_seconds: float = 0.1  # how often every worker sweeps overdue questions
+    quiz_close_grace_ms: int = 150  # the watchdog closes a question this long after its deadline
+    quiz_events_per_second: float = 20.0  # per socket, burst twice that
+    quiz_chat_per_minute: int = 20
+    quiz_ranking_in_broadcast: int = 500  # players beyond it fetch their rank with `me`
+    quiz_game_ttl_hours: float = 12.0
+    quiz_max_image_bytes: int = 5 * 1024 * 1024
+    quiz_redis_pool: int = 200
 
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Settings:
