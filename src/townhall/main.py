@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        async with build_platform(settings) as platform:
+        async with build_platform(settings) as platform, platform.jobs.serving():
             app.state.platform = platform
             yield {"platform": platform}
 

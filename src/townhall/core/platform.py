@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from townhall.core.cache import build_cache
 from townhall.core.config import Settings
 from townhall.core.db import Database
+from townhall.core.jobs import Jobs
 from townhall.core.pubsub import PubSub, build_pubsub, build_redis_client, close_redis_client
 from townhall.core.storage import Storage, build_storage
 
@@ -24,6 +25,7 @@ class Platform:
     settings: Settings
     db: Database
     cache: Cache
+    jobs: Jobs
     storage: Storage
     pubsub: PubSub
     # Shared client (BlockingConnectionPool) for Lua / SET NX when TOWNHALL_REDIS_URL is set.
@@ -61,14 +63,25 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
     )
     pubsub = build_pubsub(settings, client=redis)
     storage = build_storage(settings)
+    jobs = Jobs(settings, db)
     try:
+        await jobs.start()
         platform = Platform(
-            settings=settings, db=db, cache=cache, pubsub=pubsub, redis=redis, storage=storage
+            settings=settings,
+            db=db,
+            cache=cache,
+            jobs=jobs,
+            pubsub=pubsub,
+            redis=redis,
+            storage=storage,
         )
         platform.extra_checks["storage"] = _check_storage
         platform.extra_checks["pubsub"] = _check_pubsub
+        jobs.bind(platform)
+        platform.extra_checks["jobs"] = jobs.check
         yield platform
     finally:
+        await jobs.stop()
         await pubsub.close()
         if redis is not None:
             await close_redis_client(redis)
