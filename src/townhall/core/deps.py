@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from cashews import Cache as CashewsCache
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -127,12 +127,13 @@ async def authenticate(auth: AuthService, session: AsyncSession, token: str) -> 
 
 
 async def get_optional_principal(
-    request: Request,
+    conn: HTTPConnection,
     auth: Auth,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal | None:
-    token = token_from(request, credentials)
+    # HTTPConnection, not Request: the same dependency guards WebSocket routes.
+    token = token_from(conn, credentials)
     if token is None:
         return None
     try:
@@ -145,14 +146,14 @@ async def get_optional_principal(
 
 async def get_principal(
     principal: Annotated[Principal | None, Depends(get_optional_principal)],
-    request: Request,
+    conn: HTTPConnection,
     auth: Auth,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if principal is not None:
         return principal
-    token = token_from(request, credentials)
+    token = token_from(conn, credentials)
     if token is not None:
         await authenticate(auth, session, token)  # raises the precise 401
     raise Unauthorized()

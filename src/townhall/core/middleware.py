@@ -102,25 +102,34 @@ class BodySizeLimitMiddleware:
                     await self._reject(scope, receive, send, limit)
                     return
         received = 0
+        exceeded = False
         started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # The framework may turn BodyTooLarge into its own error (FastAPI answers 400
+                # "error parsing the body"); whatever it sends is replaced by the 413.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._reject(scope, receive, send, limit)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, guarded_send)
         except BodyTooLarge:
             if not started:
                 await self._reject(scope, receive, send, limit)
