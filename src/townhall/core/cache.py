@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import secrets
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
 
 from cashews import Cache
+from cashews.backends.memory import Memory
 
-from townhall.core.errors import TooManyRequests
+from townhall.core.errors import Conflict, TooManyRequests
+
+T = TypeVar("T")
+_MISS = object()
 
 
 def build_cache(redis_url: str | None) -> Cache:
@@ -34,3 +44,147 @@ async def reset_rate_limit(cache: Cache, key: str, *, window: int) -> None:
     """Forget the hits of the current window (e.g. after a successful log-in)."""
     bucket = int(time.time()) // window
     await cache.delete(f"ratelimit:{key}:{bucket}")
+
+
+# -- distributed locks -------------------------------------------------------------------
+
+_EXTEND = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+else
+    return 0
+end
+"""
+
+
+class LockHeld(Conflict):
+    """Another owner holds the lock (renders as 409 if it reaches a handler)."""
+
+
+def _memory_backend(cache: Cache, key: str) -> Memory | None:
+    backend = cache._get_backend(key)
+    return backend if isinstance(backend, Memory) else None
+
+
+def _redis_client(cache: Cache, key: str) -> Any:
+    """The redis.asyncio client behind a cashews Redis backend (for Lua scripts)."""
+    return getattr(cache._get_backend(key), "_client")  # noqa: B009
+
+
+class Lock:
+    """A lock owned by a random token: only the owner can release or extend it."""
+
+    def __init__(self, cache: Cache, key: str, ttl: float) -> None:
+        if ttl <= 0:
+            raise ValueError("lock ttl must be positive")
+        self.cache = cache
+        self.key = f"lock:{key}"
+        self.ttl = ttl
+        self.token = secrets.token_urlsafe(16)
+        self.acquired = False
+
+    async def acquire(self, *, wait: float = 0.0, poll: float = 0.05) -> bool:
+        """SET NX with expiry; retry for up to `wait` seconds; False when still held."""
+        deadline = time.monotonic() + wait
+        while True:
+            if await self.cache.set_lock(self.key, self.token, expire=self.ttl):
+                self.acquired = True
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+    async def release(self) -> bool:
+        """Compare-and-delete: False when the lock expired and someone else owns it now."""
+        self.acquired = False
+        if _memory_backend(self.cache, self.key) is not None:
+            # Memory backend: no await suspends between get and delete, so this is atomic;
+            # cashews' own memory unlock deletes without comparing the owner.
+            if await self.cache.get(self.key) != self.token:
+                return False
+            return bool(await self.cache.delete(self.key))
+        # Redis backend: cashews runs a GET == token -> DEL Lua script.
+        return bool(await self.cache.unlock(self.key, self.token))
+
+    async def extend(self, ttl: float | None = None) -> bool:
+        """Reset the expiry to `ttl` (default: the original) if we still own the lock."""
+        ttl = ttl or self.ttl
+        memory = _memory_backend(self.cache, self.key)
+        if memory is not None:
+            if await self.cache.get(self.key) != self.token:
+                return False
+            await self.cache.expire(self.key, ttl)
+            return True
+        client = _redis_client(self.cache, self.key)
+        return bool(await client.eval(_EXTEND, 1, self.key, self.token, int(ttl * 1000)))
+
+    async def owned(self) -> bool:
+        """Whether this token still holds the lock."""
+        if _memory_backend(self.cache, self.key) is not None:
+            return bool(await self.cache.get(self.key) == self.token)
+        raw = await _redis_client(self.cache, self.key).get(self.key)
+        return raw is not None and raw.decode() == self.token
+
+
+@asynccontextmanager
+async def lock(
+    cache: Cache, key: str, ttl: float, *, wait: float = 0.0, poll: float = 0.05
+) -> AsyncIterator[Lock]:
+    """Hold `key` exclusively across processes; LockHeld when another owner has it.
+
+    The ttl bounds how long a crashed owner blocks others; work longer than it must
+    `extend()`. Release is compare-and-delete, so an expired owner never frees a new one.
+    """
+    held = Lock(cache, key, ttl)
+    if not await held.acquire(wait=wait, poll=poll):
+        raise LockHeld(f"{key!r} is locked by another owner; try again later")
+    try:
+        yield held
+    finally:
+        await held.release()
+
+
+async def try_lock(cache: Cache, key: str, ttl: float) -> Lock | None:
+    """Take the lock if free (caller releases), or None: for "only one of many does it"."""
+    held = Lock(cache, key, ttl)
+    return held if await held.acquire() else None
+
+
+# -- cache-aside and invalidation ---------------------------------------------------------
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+async def cached(
+    cache: Cache,
+    key: str,
+    loader: Callable[[], Awaitable[T]],
+    *,
+    ttl: float,
+) -> T:
+    """Cache-aside: return the cached value of `key`, or load, store for `ttl` s and return it.
+
+    Name keys by prefix (e.g. `cache:links:user:{id}:page:1`) so one `invalidate_prefix`
+    drops every entry derived from the same rows after a write.
+    """
+    hit = await cache.get(key, default=_MISS)
+    if hit is not _MISS:
+        return cast(T, hit)
+    value = await loader()
+    await cache.set(key, value, expire=ttl)
+    return value
+
+
+async def invalidate_prefix(cache: Cache, prefix: str) -> int:
+    """Delete every key starting with `prefix` (Redis: SCAN + UNLINK, never KEYS)."""
+    if not prefix:
+        raise ValueError("refusing to invalidate an empty prefix (that is every key)")
+    memory = _memory_backend(cache, prefix)
+    if memory is not None:
+        keys = [k for k in list(memory.store) if k.startswith(prefix)]
+    else:
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
+        keys = [k async for k in cache.scan(pattern, batch_size=500)]
+    for start in range(0, len(keys), 500):
+        await cache.delete_many(*keys[start : start + 500])
+    return len(keys)
