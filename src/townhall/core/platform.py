@@ -10,6 +10,7 @@ from typing import TypedDict
 from cashews import Cache
 from redis.asyncio import Redis
 
+from townhall.core.ai import AI, build_ai
 from townhall.core.cache import build_cache
 from townhall.core.config import Settings
 from townhall.core.db import Database
@@ -27,6 +28,7 @@ class Platform:
     cache: Cache
     jobs: Jobs
     storage: Storage
+    ai: AI
     pubsub: PubSub
     # Shared client (BlockingConnectionPool) for Lua / SET NX when TOWNHALL_REDIS_URL is set.
     redis: Redis[bytes] | None = None
@@ -63,6 +65,7 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
     )
     pubsub = build_pubsub(settings, client=redis)
     storage = build_storage(settings)
+    ai = build_ai(settings)
     jobs = Jobs(settings, db)
     try:
         await jobs.start()
@@ -74,6 +77,7 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
             pubsub=pubsub,
             redis=redis,
             storage=storage,
+            ai=ai,
         )
         platform.extra_checks["storage"] = _check_storage
         platform.extra_checks["pubsub"] = _check_pubsub
@@ -85,5 +89,6 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
         await pubsub.close()
         if redis is not None:
             await close_redis_client(redis)
+        await ai.close()
         await cache.close()
         await db.dispose()
