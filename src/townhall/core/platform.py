@@ -16,6 +16,7 @@ from townhall.core.config import Settings
 from townhall.core.db import Database
 from townhall.core.jobs import Jobs
 from townhall.core.pubsub import PubSub, build_pubsub, build_redis_client, close_redis_client
+from townhall.core.realtime.registry import Connections
 from townhall.core.storage import Storage, build_storage
 
 
@@ -32,6 +33,8 @@ class Platform:
     pubsub: PubSub
     # Shared client (BlockingConnectionPool) for Lua / SET NX when TOWNHALL_REDIS_URL is set.
     redis: Redis[bytes] | None = None
+    # Open WebSocket/SSE connections, closed with 1012 on shutdown (core/realtime).
+    connections: Connections = field(default_factory=Connections)
     # Readiness probes of optional backends (broker, pub/sub, storage), by name.
     extra_checks: dict[str, Callable[[Platform], Awaitable[None]]] = field(default_factory=dict)
 
@@ -67,6 +70,7 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
     storage = build_storage(settings)
     ai = build_ai(settings)
     jobs = Jobs(settings, db)
+    platform: Platform | None = None
     try:
         await jobs.start()
         platform = Platform(
@@ -85,6 +89,8 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
         platform.extra_checks["jobs"] = jobs.check
         yield platform
     finally:
+        if platform is not None:
+            await platform.connections.drain()
         await jobs.stop()
         await pubsub.close()
         if redis is not None:

@@ -1,0 +1,45 @@
+"""Helpers shared by every app's WebSocket and SSE endpoints."""
+
+from __future__ import annotations
+
+from townhall.core.realtime.auth import WebSocketRefused, authenticate_websocket, websocket_token
+from townhall.core.realtime.connection import Connection
+from townhall.core.realtime.registry import (
+    CLOSE_FORBIDDEN,
+    CLOSE_INTERNAL,
+    CLOSE_NORMAL,
+    CLOSE_RESYNC,
+    CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHORIZED,
+    Connections,
+)
+from townhall.core.realtime.sse import (
+    EventSourceResponse,
+    ServerEvent,
+    format_comment,
+    format_event,
+    last_event_id,
+)
+
+__all__ = [
+    "CLOSE_FORBIDDEN",
+    "CLOSE_INTERNAL",
+    "CLOSE_NORMAL",
+    "CLOSE_RESYNC",
+    "CLOSE_SERVICE_RESTART",
+    "CLOSE_TOO_BIG",
+    "CLOSE_TRY_AGAIN",
+    "CLOSE_UNAUTHORIZED",
+    "Connection",
+    "Connections",
+    "EventSourceResponse",
+    "ServerEvent",
+    "WebSocketRefused",
+    "authenticate_websocket",
+    "format_comment",
+    "format_event",
+    "last_event_id",
+    "websocket_token",
+]

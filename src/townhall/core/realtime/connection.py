@@ -1,0 +1,239 @@
+"""A WebSocket with a bounded send queue, heartbeats, pub/sub forwarding and clean closing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any
+
+import structlog
+from starlette.websockets import WebSocket, WebSocketState
+
+from townhall.core.pubsub import Message, PubSub
+from townhall.core.realtime.registry import (
+    CLOSE_INTERNAL,
+    CLOSE_NORMAL,
+    CLOSE_RESYNC,
+    CLOSE_TOO_BIG,
+    Connections,
+)
+
+log = structlog.get_logger(__name__)
+
+Outgoing = dict[str, Any] | list[Any] | str | bytes
+Incoming = str | bytes
+OnMessage = Callable[[Incoming], Awaitable[None]]
+Transform = Callable[[Message], Outgoing | None]
+
+DEFAULT_QUEUE_SIZE = 256
+DEFAULT_HEARTBEAT = 20.0
+DEFAULT_SEND_TIMEOUT = 10.0
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+HEARTBEAT_MESSAGE: dict[str, Any] = {"type": "ping"}
+_STOP = object()
+
+
+class Connection:
+    """One accepted WebSocket. Sends go through a bounded queue; a consumer that cannot keep
+    up is closed with 4408 "resync" instead of growing memory, and reconnects to resync."""
+
+    kind = "websocket"
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        registry: Connections | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
+        heartbeat_message: Outgoing | None = None,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.websocket = websocket
+        self.registry = registry
+        self._queue: asyncio.Queue[Outgoing | object] = asyncio.Queue(maxsize=max(1, queue_size))
+        self.heartbeat = heartbeat
+        self.heartbeat_message = (
+            heartbeat_message if heartbeat_message is not None else HEARTBEAT_MESSAGE
+        )
+        self.send_timeout = send_timeout
+        self.max_message_bytes = max_message_bytes
+        self.closed = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def for_platform(cls, websocket: WebSocket, platform: Any, **kwargs: Any) -> Connection:
+        """A connection with the platform's registry and settings (queue size, heartbeat)."""
+        kwargs.setdefault("queue_size", platform.settings.realtime_send_queue)
+        kwargs.setdefault("heartbeat", platform.settings.realtime_heartbeat_seconds)
+        return cls(websocket, registry=platform.connections, **kwargs)
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send_nowait(self, data: Outgoing) -> bool:
+        """Queue a message; on overflow close with 4408 "resync" and return False."""
+        if self.closed:
+            return False
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            log.info("slow real-time consumer closed", queued=self._queue.qsize())
+            self._spawn(self.close(CLOSE_RESYNC, "resync"))
+            return False
+        return True
+
+    async def send(self, data: Outgoing) -> bool:
+        """Like send_nowait, for call sites that are already async."""
+        return self.send_nowait(data)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def _writer(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is _STOP:
+                return
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await self._send_frame(item)
+            except TimeoutError:
+                self._spawn(self.close(CLOSE_RESYNC, "resync"))
+                return
+            except Exception:
+                # The peer went away mid-send: nothing left to deliver to.
+                self._spawn(self.close(CLOSE_NORMAL))
+                return
+
+    async def _send_frame(self, item: object) -> None:
+        if isinstance(item, bytes):
+            await self.websocket.send_bytes(item)
+        elif isinstance(item, str):
+            await self.websocket.send_text(item)
+        else:
+            await self.websocket.send_text(json.dumps(item, separators=(",", ":")))
+
+    async def _heartbeat(self) -> None:
+        assert self.heartbeat is not None
+        while not self.closed:
+            await asyncio.sleep(self.heartbeat)
+            self.send_nowait(self.heartbeat_message)
+
+    # -- pub/sub fan-out ----------------------------------------------------------------
+
+    def forward(
+        self,
+        pubsub: PubSub,
+        *channels: str,
+        transform: Transform | None = None,
+        on_gap: Callable[[], Awaitable[None]] | None = None,
+    ) -> asyncio.Future[None]:
+        """Relay messages of these channels/patterns to this socket until it closes.
+
+        `transform` maps a Message to what is sent (None skips it); the default sends
+        `{"channel": ..., "data": ...}`. A gap closes with 4408 "resync" unless `on_gap`
+        handles it (e.g. by sending a fresh snapshot). The returned future resolves once the
+        subscription is live (or fails with the subscribe error).
+        """
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def relay() -> None:
+            try:
+                async with pubsub.subscribe(*channels) as sub:
+                    ready.set_result(None)
+                    async for msg in sub:
+                        if msg.gap:
+                            if on_gap is not None:
+                                await on_gap()
+                                continue
+                            await self.close(CLOSE_RESYNC, "resync")
+                            return
+                        out = (
+                            transform(msg)
+                            if transform
+                            else {"channel": msg.channel, "data": msg.data}
+                        )
+                        if out is not None and not self.send_nowait(out):
+                            return
+            except Exception as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                    return
+                log.warning("pub/sub relay failed; closing for resync", error=str(exc))
+                await self.close(CLOSE_RESYNC, "resync")
+
+        self._spawn(relay())
+        return ready
+
+    async def subscribe(
+        self,
+        pubsub: PubSub,
+        *channels: str,
+        transform: Transform | None = None,
+        on_gap: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """forward() and wait until the subscription is live (then read state from the DB)."""
+        await self.forward(pubsub, *channels, transform=transform, on_gap=on_gap)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def run(self, on_message: OnMessage | None = None) -> None:
+        """Pump sends, heartbeats and received messages until either side closes."""
+        if self.registry is not None:
+            self.registry.add(self)
+        writer = self._spawn(self._writer())
+        if self.heartbeat:
+            self._spawn(self._heartbeat())
+        try:
+            while not self.closed:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    self.close_code = self.close_code or message.get("code", CLOSE_NORMAL)
+                    break
+                data: Incoming | None = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                if len(data) > self.max_message_bytes:
+                    await self.close(CLOSE_TOO_BIG, "message too big")
+                    break
+                if on_message is not None:
+                    await on_message(data)
+        except Exception:
+            log.exception("real-time handler failed")
+            await self.close(CLOSE_INTERNAL, "internal error")
+            raise
+        finally:
+            self.closed = True
+            for task in list(self._tasks):
+                if task is not writer:
+                    task.cancel()
+            writer.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await writer
+            if self.registry is not None:
+                self.registry.discard(self)
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close once with `code`; queued messages not yet sent are dropped."""
+        if self.close_code is not None and self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self.close_reason = reason
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        if self.websocket.application_state is WebSocketState.CONNECTED:
+            with suppress(Exception):
+                await self.websocket.close(code, reason)
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

@@ -1,0 +1,77 @@
+"""The open real-time connections of one process, so shutdown can drain them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import structlog
+
+from townhall.core.metrics import OPEN_CONNECTIONS
+
+log = structlog.get_logger(__name__)
+
+# Close codes shared by every real-time endpoint (4xxx are application codes).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_RESYNC = 4408  # the client fell behind or missed messages: reconnect and resync
+
+
+class Closable(Protocol):
+    kind: str
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None: ...
+
+
+class Connections:
+    """Registry of open WebSocket/SSE connections; counts them in OPEN_CONNECTIONS."""
+
+    def __init__(self) -> None:
+        self._open: set[Closable] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self.draining = False
+
+    def add(self, conn: Closable) -> None:
+        if conn in self._open:
+            return
+        self._open.add(conn)
+        self._empty.clear()
+        OPEN_CONNECTIONS.labels(kind=conn.kind).inc()
+
+    def discard(self, conn: Closable) -> None:
+        if conn not in self._open:
+            return
+        self._open.discard(conn)
+        OPEN_CONNECTIONS.labels(kind=conn.kind).dec()
+        if not self._open:
+            self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for c in self._open if c.kind == kind)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Refuse new connections and close open ones with 1012 so clients reconnect elsewhere."""
+        self.draining = True
+        if not self._open:
+            return
+        log.info("draining real-time connections", open=len(self._open))
+        await asyncio.gather(
+            *(c.close(CLOSE_SERVICE_RESTART, "service restart") for c in list(self._open)),
+            return_exceptions=True,
+        )
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout)
+        except TimeoutError:
+            log.warning("real-time connections still open after drain", open=len(self._open))
+            for conn in list(self._open):
+                self.discard(conn)
