@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 
 from townhall.core.config import get_settings
+from townhall.core.jobs.cli import jobs_app, parse_queues, run_worker
 
 app = typer.Typer(help="townhall: five real-time apps on one platform.", no_args_is_help=True)
 console = Console()
+app.add_typer(jobs_app, name="jobs")
 
 
 @app.command()
@@ -63,6 +65,28 @@ def migrate() -> None:
     """Apply every pending database migration."""
     _migrate()
     console.print("[green]database is up to date[/green]")
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues to consume (default: all)")
+    ] = None,
+    schedules: Annotated[
+        bool, typer.Option("--schedules/--no-schedules", help="Also run cron jobs and sweepers")
+    ] = True,
+    migrate_db: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Run job consumers (and cron schedules and sweepers) until SIGTERM."""
+    settings = get_settings()
+    settings.check_production()
+    selected = parse_queues(queues)
+    if migrate_db and settings.is_sqlite:
+        _migrate()
+    from townhall.core.logging import configure_logging
+
+    configure_logging(settings.log_level, json=settings.log_json)
+    run_worker(settings, selected, schedules=schedules)
 
 
 @app.command()

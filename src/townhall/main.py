@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from townhall.core.auth import endpoints as auth_endpoints
 from townhall.core.config import Settings, get_settings
 from townhall.core.errors import install_error_handlers
+from townhall.core.jobs.endpoints import router as jobs_admin_router
 from townhall.core.logging import configure_logging
 from townhall.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from townhall.core.platform import State, build_platform
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system_router)
     app.include_router(auth_endpoints.router)
     app.include_router(storage_router)
+    app.include_router(jobs_admin_router)
     for module in apps:
         for router in module.routers:
             app.include_router(router)
