@@ -150,6 +150,18 @@ class Settings(BaseSettings):
     quiz_max_image_bytes: int = 5 * 1024 * 1024
     quiz_redis_pool: int = 200
 
+    # Links app (seed 002): pipeline retries, fetch limits, oEmbed, scrape lock.
+    link_retries: int = 3
+    link_retry_delay_seconds: float = 30.0
+    link_fetch_timeout_seconds: float = 10.0
+    link_max_page_bytes: int = 5 * 1024 * 1024
+    link_max_image_bytes: int = 10 * 1024 * 1024
+    link_max_image_pixels: int = 40_000_000
+    link_max_redirects: int = 5
+    link_scrape_lock_seconds: int = 300
+    link_stalled_minutes: float = 10.0
+    link_youtube_oembed_url: str = "https://www.youtube.com/oembed"
+
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Settings:
         if self.database_url is None:

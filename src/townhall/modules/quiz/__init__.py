@@ -1,0 +1,1 @@
+"""Quiz app (seed 003): live multiplayer quiz games over Socket.IO, editor, library, community."""

@@ -1,0 +1,700 @@
+"""Live games over Socket.IO (namespace /quiz): lobby, questions, timer, results, chat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any
+
+import socketio
+import structlog
+
+from townhall.core.auth.service import AuthService
+from townhall.core.config import Settings
+from townhall.core.deps import ACCESS_COOKIE, Principal, authenticate
+from townhall.core.errors import AppError, Unauthorized
+from townhall.modules.quiz import game as rules
+from townhall.modules.quiz import service
+from townhall.modules.quiz.store import (
+    ENDED,
+    LOBBY,
+    QUESTION,
+    RESULTS,
+    GameInfo,
+    GameStore,
+    MemoryGameStore,
+    PlayerInfo,
+    RedisGameStore,
+    Session,
+)
+
+if TYPE_CHECKING:
+    from townhall.core.platform import Platform
+
+log = structlog.get_logger(__name__)
+
+NAMESPACE = "/quiz"
+LEASE_MS = 5_000
+
+
+class GameError(Exception):
+    """Rejects one event: sent to the sender as an `error` event; the game goes on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+MESSAGES = {
+    "no_game": "no game with this PIN",
+    "game_over": "this game has ended",
+    "nickname_taken": "this nickname is taken in this game",
+    "not_open": "no question is open",
+    "wrong_question": "that question is not the current one",
+    "too_late": "time is up for this question",
+    "already_answered": "you already answered this question",
+    "kicked": "you were removed from this game",
+    "bad_state": "the game is not ready for that",
+    "no_more_questions": "that was the last question",
+}
+
+
+def _fail(code: str) -> GameError:
+    return GameError(code, MESSAGES.get(code, code))
+
+
+@dataclass
+class Conn:
+    """One socket on this worker."""
+
+    user_id: str | None = None
+    pin: str | None = None
+    no: int = 0  # player number; 0 for the host or an unjoined socket
+    is_host: bool = False
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+    chat_times: list[float] = field(default_factory=list)
+
+
+def build_store(settings: Settings) -> GameStore:
+    ttl_ms = int(settings.quiz_game_ttl_hours * 3600 * 1000)
+    if settings.redis_url:
+        return RedisGameStore.from_url(
+            settings.redis_url,
+            settings.quiz_key_prefix,
+            ttl_ms,
+            settings.quiz_first_correct_bonus,
+            settings.quiz_redis_pool,
+        )
+    return MemoryGameStore(ttl_ms, settings.quiz_first_correct_bonus)
+
+
+class QuizServer:
+    """The Socket.IO server of the quiz and the game flow behind it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        manager: socketio.AsyncManager | None = None
+        if settings.redis_url:
+            manager = socketio.AsyncRedisManager(
+                settings.redis_url, channel=f"{settings.quiz_key_prefix}quiz-socketio"
+            )
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            client_manager=manager,
+            cors_allowed_origins=settings.cors_origins or None,
+            max_http_buffer_size=64 * 1024,
+        )
+        self.store: GameStore = build_store(settings)
+        self.platform: Platform | None = None
+        self.worker_id = secrets.token_hex(6)
+        self.conns: dict[str, Conn] = {}
+        self._questions: dict[str, list[dict[str, Any]]] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._watchdog: asyncio.Task[None] | None = None
+        self._pending_counts: dict[str, dict[str, Any]] = {}
+        self._register()
+
+    # lifecycle
+
+    async def start(self, platform: Platform) -> None:
+        self.platform = platform
+        self._watchdog = asyncio.create_task(self._watch(), name="quiz-watchdog")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._watchdog, *self._timers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.store.close()
+
+    async def _watch(self) -> None:
+        """Every worker closes questions whose deadline passed (the timer owner may be dead)."""
+        while True:
+            try:
+                for pin, index in await self.store.overdue(self.settings.quiz_close_grace_ms):
+                    await self.close_question(pin, index)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("quiz watchdog sweep failed")
+            await asyncio.sleep(self.settings.quiz_watchdog_seconds)
+
+    # plumbing
+
+    def _register(self) -> None:
+        self.sio.on("connect", self._connect, namespace=NAMESPACE)
+        self.sio.on("disconnect", self._disconnect, namespace=NAMESPACE)
+        handlers: dict[str, Callable[[str, Conn, Any], Awaitable[Any]]] = {
+            "host_create": self.host_create,
+            "host_join": self.host_join,
+            "next": self.next_question,
+            "skip": self.skip,
+            "finish": self.finish,
+            "kick": self.kick,
+            "mute": self.mute,
+            "join": self.join,
+            "rejoin": self.rejoin,
+            "answer": self.answer,
+            "chat": self.chat,
+            "me": self.me,
+            "sync": self.sync,
+        }
+        for name, handler in handlers.items():
+            self.sio.on(name, self._wrap(name, handler), namespace=NAMESPACE)
+        self.sio.on("*", self._unknown, namespace=NAMESPACE)
+
+    def _wrap(
+        self, event: str, handler: Callable[[str, Conn, Any], Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        async def run(sid: str, data: Any = None, *extra: Any) -> Any:
+            conn = self.conns.get(sid)
+            if conn is None:
+                return None
+            try:
+                self._rate_limit(conn)
+                if data is not None and not isinstance(data, dict):
+                    raise GameError("malformed", f"{event} expects an object")
+                payload = data or {}
+                foreign = "pin" in payload and str(payload["pin"]) != conn.pin
+                if foreign and conn.pin and event not in ("join", "host_join"):
+                    raise GameError("wrong_game", "this socket belongs to another game")
+                result = await handler(sid, conn, payload)
+                return {"ok": True, **(result or {})}
+            except GameError as exc:
+                await self._error(sid, exc.code, exc.message, event)
+                return {"ok": False, "error": exc.code, "message": exc.message}
+            except AppError as exc:
+                await self._error(sid, "rejected", exc.message, event)
+                return {"ok": False, "error": "rejected", "message": exc.message}
+            except Exception:
+                log.exception("quiz event failed", quiz_event=event)
+                await self._error(sid, "internal", "something went wrong", event)
+                return {"ok": False, "error": "internal", "message": "something went wrong"}
+
+        return run
+
+    async def _unknown(self, event: str, sid: str, *data: Any) -> None:
+        await self._error(sid, "unknown_event", f"unknown event {event!r}", event)
+
+    async def _error(self, sid: str, code: str, message: str, event: str) -> None:
+        await self.sio.emit(
+            "error",
+            {"code": code, "message": message, "event": event},
+            to=sid,
+            namespace=NAMESPACE,
+            ignore_queue=True,  # the socket is on this worker: skip the Redis round trip
+        )
+
+    def _rate_limit(self, conn: Conn) -> None:
+        rate = self.settings.quiz_events_per_second
+        now = time.monotonic()
+        conn.tokens = min(2 * rate, conn.tokens + (now - conn.stamp) * rate)
+        conn.stamp = now
+        if conn.tokens < 1:
+            raise GameError("rate_limited", "slow down: too many events")
+        conn.tokens -= 1
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        explicit = bool(token)
+        if not token:
+            cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+            token = cookies[ACCESS_COOKIE].value if ACCESS_COOKIE in cookies else None
+        conn = Conn(tokens=2 * self.settings.quiz_events_per_second)
+        if token and self.platform is not None:
+            try:
+                conn.user_id = await self._user_of(str(token))
+            except Unauthorized as exc:
+                if explicit:
+                    raise socketio.exceptions.ConnectionRefusedError("invalid token") from exc
+        self.conns[sid] = conn
+
+    async def _user_of(self, token: str) -> str:
+        assert self.platform is not None
+        async with self.platform.db.session() as session:
+            principal = await authenticate(
+                AuthService(self.platform.settings, self.platform.cache), session, token
+            )
+        return str(principal.id)
+
+    async def _disconnect(self, sid: str, *args: Any) -> None:
+        self.conns.pop(sid, None)
+
+    async def _enter(self, sid: str, conn: Conn, pin: str, no: int, host: bool) -> None:
+        if conn.pin and conn.pin != pin:
+            await self.sio.leave_room(sid, f"game:{conn.pin}", namespace=NAMESPACE)
+        conn.pin, conn.no, conn.is_host = pin, no, host
+        await self.sio.enter_room(sid, f"game:{pin}", namespace=NAMESPACE)
+        await self.sio.enter_room(
+            sid, f"host:{pin}" if host else f"p:{pin}:{no}", namespace=NAMESPACE
+        )
+
+    async def _game(self, pin: str) -> GameInfo:
+        game = await self.store.game(pin)
+        if game is None:
+            raise _fail("no_game")
+        return game
+
+    async def _qs(self, pin: str) -> list[dict[str, Any]]:
+        cached = self._questions.get(pin)
+        if cached is None:
+            cached = self._questions[pin] = await self.store.questions(pin)
+        return cached
+
+    async def _host_game(self, conn: Conn) -> GameInfo:
+        if not conn.is_host or conn.pin is None:
+            raise GameError("not_host", "only the host controls the game")
+        game = await self._game(conn.pin)
+        if game.host_user_id != conn.user_id:
+            raise GameError("not_host", "only the host controls the game")
+        return game
+
+    def _player_of(self, conn: Conn) -> tuple[str, int]:
+        if conn.pin is None or conn.no == 0:
+            raise GameError("not_joined", "join a game first")
+        return conn.pin, conn.no
+
+    async def _image_url(self, key: str | None) -> str | None:
+        storage = getattr(self.platform, "storage", None)
+        if not key or storage is None:
+            return None
+        try:
+            url: str = await storage.signed_url(key, expires=timedelta(hours=1))
+        except Exception:
+            return None
+        return url
+
+    async def _question_payload(self, game: GameInfo, now: int) -> dict[str, Any]:
+        question = (await self._qs(game.pin))[game.q_index]
+        return {
+            **rules.public_question(question),
+            "index": game.q_index,
+            "total": game.q_count,
+            "remaining_ms": max(game.deadline_ms - now, 0),
+            "image_url": await self._image_url(question.get("image_key")),
+        }
+
+    # host events
+
+    async def host_create(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        if conn.user_id is None:
+            raise GameError("unauthorized", "sign in to host a game")
+        try:
+            quiz_id = uuid.UUID(str(data.get("quiz_id")))
+        except ValueError as exc:
+            raise GameError("malformed", "quiz_id must be a UUID") from exc
+        assert self.platform is not None
+        user_id = uuid.UUID(conn.user_id)
+        async with self.platform.db.session() as session:
+            who = await self._principal(session, user_id)
+            quiz = await service.get_visible(session, quiz_id, who)
+            if not quiz.questions:
+                raise GameError("empty_quiz", "this quiz has no questions")
+            game_id = uuid.uuid4()
+            questions = service.runtime_questions(quiz, str(game_id))
+            for _ in range(20):
+                pin = rules.new_pin()
+                info = GameInfo(
+                    pin, str(game_id), str(quiz.id), conn.user_id, quiz.title, len(questions)
+                )
+                if await self.store.create_game(info, questions):
+                    break
+            else:
+                raise GameError("busy", "no free game PIN, try again")
+            await service.start_game(session, user_id, quiz, pin, game_id)
+        await self._enter(sid, conn, pin, 0, host=True)
+        return {"pin": pin, "game_id": str(game_id), "title": quiz.title, "total": len(questions)}
+
+    async def _principal(self, session: Any, user_id: uuid.UUID) -> Principal:
+        from townhall.core.auth.models import User
+        from townhall.core.auth.rbac import load_grants
+
+        user = await session.get(User, user_id)
+        if user is None:
+            raise GameError("unauthorized", "sign in to host a game")
+        return Principal(user=user, family_id=user_id, grants=await load_grants(session, user_id))
+
+    async def host_join(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        pin = str(data.get("pin", ""))
+        game = await self._game(pin)
+        if conn.user_id is None or game.host_user_id != conn.user_id:
+            raise GameError("not_host", "only the host controls the game")
+        await self._enter(sid, conn, pin, 0, host=True)
+        return await self.snapshot(game, None)
+
+    async def next_question(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        game = await self._host_game(conn)
+        index = game.q_index + 1
+        questions = await self._qs(game.pin)
+        if index >= len(questions):
+            raise _fail("no_more_questions")
+        question = questions[index]
+        status, opened, deadline = await self.store.open_question(
+            game.pin, index, question["limit_ms"], question["points"]
+        )
+        if status != "ok":
+            raise _fail(status)
+        game.status, game.q_index, game.deadline_ms = QUESTION, index, deadline
+        payload = await self._question_payload(game, opened)
+        await self.sio.emit("question", payload, room=f"game:{game.pin}", namespace=NAMESPACE)
+        await self.store.claim_lease(game.pin, self.worker_id, deadline - opened + LEASE_MS)
+        self._schedule_close(game.pin, index, (deadline - opened) / 1000)
+        return {"index": index, "remaining_ms": deadline - opened}
+
+    def _schedule_close(self, pin: str, index: int, delay: float) -> None:
+        async def timer() -> None:
+            await asyncio.sleep(delay)
+            await self.close_question(pin, index)
+
+        previous = self._timers.pop(pin, None)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.create_task(timer(), name=f"quiz-timer-{pin}")
+        self._timers[pin] = task
+        task.add_done_callback(
+            lambda t: self._timers.pop(pin, None) if self._timers.get(pin) is t else None
+        )
+
+    async def skip(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        game = await self._host_game(conn)
+        if game.status != QUESTION:
+            raise _fail("not_open")
+        await self.close_question(game.pin, game.q_index)
+        return {}
+
+    async def finish(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        game = await self._host_game(conn)
+        if game.status == QUESTION:
+            await self.close_question(game.pin, game.q_index)
+        if not await self.store.finish(game.pin):
+            raise _fail("game_over" if game.status == ENDED else "bad_state")
+        podium = await self._end_game(game)
+        return {"podium": podium}
+
+    async def kick(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        game = await self._host_game(conn)
+        no = _int(data.get("player"))
+        player = await self.store.player(game.pin, no)
+        if player is None or not await self.store.kick(game.pin, no):
+            raise GameError("no_player", "no such player")
+        await self.sio.emit(
+            "kicked", {"player": no}, room=f"p:{game.pin}:{no}", namespace=NAMESPACE
+        )
+        await self.sio.emit(
+            "player_left", {"player": no}, room=f"host:{game.pin}", namespace=NAMESPACE
+        )
+        if player.sid:
+            await self.sio.disconnect(player.sid, namespace=NAMESPACE)
+        return {}
+
+    async def mute(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        game = await self._host_game(conn)
+        no = _int(data.get("player"))
+        if await self.store.player(game.pin, no) is None:
+            raise GameError("no_player", "no such player")
+        muted = bool(data.get("muted", True))
+        await self.store.set_muted(game.pin, no, muted)
+        return {"player": no, "muted": muted}
+
+    # player events
+
+    async def join(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        pin = str(data.get("pin", "")).strip()
+        if not (len(pin) == 6 and pin.isdigit()):
+            raise GameError("bad_pin", "a game PIN has 6 digits")
+        try:
+            nickname = rules.clean_nickname(data.get("nickname"))
+        except ValueError as exc:
+            raise GameError("bad_nickname", str(exc)) from exc
+        if conn.no:
+            raise GameError("already_joined", "this socket already plays a game")
+        status, no = await self.store.join(
+            pin, rules.nickname_key(nickname), PlayerInfo(0, nickname, conn.user_id)
+        )
+        if status != "ok":
+            raise _fail(status)
+        token = secrets.token_urlsafe(24)
+        await self.store.save_session(token, Session(pin, no))
+        await self.store.set_sid(pin, no, sid)
+        await self._enter(sid, conn, pin, no, host=False)
+        await self.sio.emit(
+            "player_joined",
+            {"player": no, "nickname": nickname},
+            room=f"host:{pin}",
+            namespace=NAMESPACE,
+        )
+        game = await self._game(pin)
+        return {"token": token, **await self.snapshot(game, no)}
+
+    async def rejoin(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        token = data.get("token")
+        session = await self.store.load_session(token) if isinstance(token, str) else None
+        if session is None:
+            raise GameError("bad_token", "this game session is unknown or expired")
+        player = await self.store.player(session.pin, session.no)
+        if player is None or player.kicked:
+            raise _fail("kicked")
+        game = await self._game(session.pin)
+        await self.store.set_sid(session.pin, session.no, sid)
+        await self._enter(sid, conn, session.pin, session.no, host=False)
+        return await self.snapshot(game, session.no)
+
+    async def answer(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        pin, no = self._player_of(conn)
+        index = data.get("index")
+        questions = await self._qs(pin)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(questions):
+            raise GameError("malformed", "answer needs the question's index")
+        try:
+            kind, canonical = rules.check_answer(questions[index], data.get("answer"))
+        except rules.AnswerInvalid as exc:
+            raise GameError("bad_answer", str(exc)) from exc
+        outcome = await self.store.answer(pin, no, index, kind, canonical)
+        if outcome.status != "ok":
+            raise _fail(outcome.status)
+        self._count_later(pin, outcome.answered, outcome.players)
+        if outcome.answered >= outcome.players:
+            await self.close_question(pin, index)
+        return {
+            "index": index,
+            "points": outcome.points,
+            "bonus": outcome.bonus,
+            "streak": outcome.streak,
+            "first": outcome.first,
+            "score": outcome.score,
+        }
+
+    def _count_later(self, pin: str, answered: int, players: int) -> None:
+        """Coalesce answer counts for the host: at most one emit per 200 ms per worker."""
+        pending = self._pending_counts.get(pin)
+        if pending is not None:
+            pending["answered"] = max(pending["answered"], answered)
+            pending["players"] = players
+            return
+        self._pending_counts[pin] = {"answered": answered, "players": players}
+
+        async def flush() -> None:
+            await asyncio.sleep(0.2)
+            counts = self._pending_counts.pop(pin, None)
+            if counts is not None:
+                await self.sio.emit("answer_count", counts, room=f"host:{pin}", namespace=NAMESPACE)
+
+        asyncio.get_running_loop().create_task(flush())
+
+    async def chat(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        if conn.pin is None:
+            raise GameError("not_joined", "join a game first")
+        text = data.get("text")
+        if not isinstance(text, str) or not 1 <= len(text.strip()) <= 200:
+            raise GameError("bad_message", "a message has 1 to 200 characters")
+        game = await self._game(conn.pin)
+        if game.status == QUESTION:
+            raise GameError("chat_closed", "chat is closed while a question runs")
+        nickname = "Host"
+        if not conn.is_host:
+            player = await self.store.player(conn.pin, conn.no)
+            if player is None or player.kicked:
+                raise _fail("kicked")
+            if player.muted:
+                raise GameError("muted", "the host muted you")
+            nickname = player.nickname
+        now = time.monotonic()
+        conn.chat_times = [t for t in conn.chat_times if t > now - 60]
+        if len(conn.chat_times) >= self.settings.quiz_chat_per_minute:
+            raise GameError("rate_limited", "too many messages; wait a moment")
+        if rules.is_profane(text):
+            raise GameError("bad_message", "please keep it friendly")
+        conn.chat_times.append(now)
+        message = {
+            "player": conn.no,
+            "nickname": nickname,
+            "text": text.strip(),
+            "host": conn.is_host,
+        }
+        await self.sio.emit("chat", message, room=f"game:{conn.pin}", namespace=NAMESPACE)
+        return {}
+
+    async def me(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        pin, no = self._player_of(conn)
+        rank, score = await self.store.rank_of(pin, no)
+        return {"rank": rank, "score": score, "streak": await self.store.streak_of(pin, no)}
+
+    async def sync(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
+        if conn.pin is None:
+            raise GameError("not_joined", "join a game first")
+        return await self.snapshot(await self._game(conn.pin), conn.no or None)
+
+    async def snapshot(self, game: GameInfo, no: int | None) -> dict[str, Any]:
+        """Everything a (re)connecting screen needs to draw the current state."""
+        now = await self.store.now_ms()
+        state: dict[str, Any] = {
+            "pin": game.pin,
+            "game_id": game.game_id,
+            "title": game.title,
+            "status": game.status,
+            "index": game.q_index,
+            "total": game.q_count,
+            "players": game.player_count,
+        }
+        if game.status in (QUESTION, RESULTS) and game.q_index >= 0:
+            state["question"] = await self._question_payload(game, now)
+        if no is None:
+            players = await self.store.players(game.pin)
+            state["roster"] = [
+                {"player": p.no, "nickname": p.nickname, "muted": p.muted}
+                for p in players.values()
+                if not p.kicked
+            ]
+            if game.status == QUESTION:
+                state["answered"] = len(await self.store.answers(game.pin, game.q_index))
+            return state
+        player = await self.store.player(game.pin, no)
+        rank, score = await self.store.rank_of(game.pin, no)
+        state.update(
+            player=no,
+            nickname=player.nickname if player else "",
+            score=score,
+            rank=rank,
+            streak=await self.store.streak_of(game.pin, no),
+        )
+        if game.status == QUESTION:
+            mine = (await self.store.answers(game.pin, game.q_index)).get(no)
+            state["answered"] = mine is not None
+        return state
+
+    # closing and ending
+
+    async def close_question(self, pin: str, index: int) -> bool:
+        """Close once across all workers (SET NX inside the store), then broadcast results."""
+        if not await self.store.close_question(pin, index):
+            return False
+        game = await self._game(pin)
+        questions = await self._qs(pin)
+        question = questions[index]
+        answers = await self.store.answers(pin, index)
+        ranking = await self.store.ranking(pin)
+        players = await self.store.players(pin)
+        top = [
+            {"player": no, "nickname": players[no].nickname if no in players else "?", "score": s}
+            for no, s in ranking[:5]
+        ]
+        gained = {no: r.points + r.bonus for no, r in answers.items()}
+        limit = self.settings.quiz_ranking_in_broadcast
+        payload = {
+            "index": index,
+            "total": game.q_count,
+            "final": index == game.q_count - 1,
+            "correct": rules.correct_answer(question),
+            "distribution": rules.distribution(
+                question, [(r.kind, r.answer) for r in answers.values()]
+            ),
+            "top": top,
+            # Compact: [player, score, points this question], rank = position + 1.
+            "ranking": [[no, s, gained.get(no, 0)] for no, s in ranking[:limit]],
+            "players": len(ranking),
+        }
+        await self.sio.emit("question_results", payload, room=f"game:{pin}", namespace=NAMESPACE)
+        return True
+
+    async def _end_game(self, game: GameInfo) -> list[dict[str, Any]]:
+        ranking = await self.store.ranking(game.pin)
+        players = await self.store.players(game.pin)
+        podium = [
+            {"rank": i + 1, "player": no, "nickname": players[no].nickname, "score": s}
+            for i, (no, s) in enumerate(ranking[:3])
+            if no in players
+        ]
+        payload = {
+            "podium": podium,
+            "ranking": [[no, s] for no, s in ranking[: self.settings.quiz_ranking_in_broadcast]],
+            "players": len(ranking),
+        }
+        await self.sio.emit("game_over", payload, room=f"game:{game.pin}", namespace=NAMESPACE)
+        await self._persist(game, ranking, players)
+        self._questions.pop(game.pin, None)
+        return podium
+
+    async def _persist(
+        self, game: GameInfo, ranking: list[tuple[int, int]], players: dict[int, PlayerInfo]
+    ) -> None:
+        """Write every player's result per question to the database."""
+        assert self.platform is not None
+        questions = await self._qs(game.pin)
+        ranks = {no: (i + 1, s) for i, (no, s) in enumerate(ranking)}
+        answer_rows: list[dict[str, Any]] = []
+        correct: dict[int, int] = {}
+        for index, question in enumerate(questions[: max(game.q_index + 1, 0)]):
+            records = await self.store.answers(game.pin, index)
+            for no in players:
+                record = records.get(no)
+                outcome = {"c": "correct", "w": "wrong", "p": "poll"}.get(
+                    record.kind if record else "", "none"
+                )
+                if outcome == "correct":
+                    correct[no] = correct.get(no, 0) + 1
+                answer_rows.append(
+                    {
+                        "player_number": no,
+                        "question_index": index,
+                        "question_id": uuid.UUID(question["id"]),
+                        "answer": record.answer if record else None,
+                        "outcome": outcome,
+                        "points": record.points if record else 0,
+                        "bonus": record.bonus if record else 0,
+                        "elapsed_ms": record.elapsed_ms if record else None,
+                    }
+                )
+        player_rows = [
+            {
+                "number": no,
+                "nickname": p.nickname,
+                "user_id": uuid.UUID(p.user_id) if p.user_id else None,
+                "score": ranks.get(no, (0, 0))[1],
+                "rank": ranks.get(no, (0, 0))[0],
+                "correct_count": correct.get(no, 0),
+                "kicked": p.kicked,
+            }
+            for no, p in players.items()
+        ]
+        async with self.platform.db.session() as session:
+            await service.store_results(session, uuid.UUID(game.game_id), player_rows, answer_rows)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GameError("malformed", "player must be a player number")
+    return value
+
+
+__all__ = ["LOBBY", "NAMESPACE", "QuizServer"]

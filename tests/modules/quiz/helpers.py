@@ -1,0 +1,187 @@
+"""Live servers and Socket.IO clients for the quiz's end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import socketio
+import uvicorn
+from tests.fixtures.services import free_port
+
+from townhall.core.config import Settings
+from townhall.main import create_app
+
+NS = "/quiz"
+QUESTIONS: list[dict[str, Any]] = [
+    {
+        "type": "single",
+        "text": "2 + 2?",
+        "time_limit": 10,
+        "options": [{"text": "3"}, {"text": "4", "correct": True}, {"text": "5"}],
+    },
+    {
+        "type": "multiple",
+        "text": "Even numbers?",
+        "time_limit": 10,
+        "points": 2000,
+        "options": [
+            {"text": "2", "correct": True},
+            {"text": "3"},
+            {"text": "8", "correct": True},
+        ],
+    },
+    {
+        "type": "true_false",
+        "text": "Water is wet.",
+        "time_limit": 10,
+        "options": [{"text": "True", "correct": True}, {"text": "False"}],
+    },
+    {"type": "type_answer", "text": "Capital of France?", "time_limit": 10, "accepted": ["Paris"]},
+    {
+        "type": "slider",
+        "text": "Degrees in a right angle?",
+        "time_limit": 10,
+        "min": 0,
+        "max": 180,
+        "step": 1,
+        "correct": 90,
+        "tolerance": 2,
+    },
+    {"type": "ordering", "text": "Smallest first", "time_limit": 10, "items": ["1", "10", "100"]},
+    {
+        "type": "poll",
+        "text": "Fun?",
+        "time_limit": 10,
+        "points": 0,
+        "options": [{"text": "Yes"}, {"text": "No"}],
+    },
+]
+
+
+@contextlib.asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    """The real app on uvicorn on a free port, in this event loop."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+class Client:
+    """A python-socketio client that records every event it receives."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, list[Any]] = defaultdict(list)
+        self._arrived = asyncio.Event()
+
+        @self.sio.on("*", namespace=NS)
+        async def _any(event: str, data: Any = None) -> None:
+            self.events[event].append(data)
+            self._arrived.set()
+
+    async def connect(self, url: str, token: str | None = None) -> Client:
+        await self.sio.connect(
+            url,
+            namespaces=[NS],
+            transports=["websocket"],
+            auth={"token": token} if token else None,
+            wait_timeout=10,
+        )
+        return self
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        return await self.sio.call(event, data, namespace=NS, timeout=10)
+
+    async def emit(self, event: str, data: Any = None) -> None:
+        await self.sio.emit(event, data, namespace=NS)
+
+    async def wait(self, event: str, count: int = 1, timeout: float = 10) -> Any:
+        """The `count`-th message of `event` (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while len(self.events[event]) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {event!r} #{count}; got {dict(self.events)}")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+        return self.events[event][count - 1]
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+async def signup_and_quiz(
+    base: str, email: str = "host@example.com", questions: list[dict[str, Any]] | None = None
+) -> tuple[str, str]:
+    """A host account and a quiz; returns (access token, quiz id)."""
+    async with httpx.AsyncClient(base_url=base) as http:
+        response = await http.post(
+            "/api/v1/auth/signup",
+            json={"email": email, "password": "password123", "display_name": "Host"},
+        )
+        assert response.status_code == 201, response.text
+        token = response.json()["access_token"]
+        response = await http.post(
+            "/api/v1/quizzes",
+            json={"title": "Live", "questions": questions or QUESTIONS},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 201, response.text
+        return token, response.json()["id"]
+
+
+def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A real `townhall serve` process."""
+    cmd = [sys.executable, "-m", "townhall.cli", "serve", "--port", str(port), "--no-migrate"]
+    return subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+async def wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get("/quiz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{base} did not come up")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
