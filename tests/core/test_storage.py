@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from PIL import Image
 
 from tests.fixtures.app import make_settings
@@ -21,11 +22,13 @@ from townhall.core.storage import (
     BlobNotFound,
     InvalidKey,
     Storage,
+    StorageUnavailable,
     UnsupportedMediaType,
     build_storage,
     resolve_content_type,
     sniff,
 )
+from townhall.main import create_app
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (8, 8)) -> bytes:
@@ -102,6 +105,12 @@ class TestPutGet:
         opened, chunks = await storage.open("big.bin")
         assert opened.size == len(data)
         assert b"".join([chunk async for chunk in chunks]) == data
+
+    async def test_list_keys_by_prefix(self, storage: Storage) -> None:
+        for key in ("r/1/a.png", "r/1/b.png", "r/10/c.png", "s/d.png"):
+            await storage.put(key, PNG, "image/png")
+        assert sorted([k async for k in storage.list_keys("r/1")]) == ["r/1/a.png", "r/1/b.png"]
+        assert [k async for k in storage.list_keys("nothing")] == []
 
     async def test_ping(self, storage: Storage) -> None:
         await storage.ping()
@@ -368,3 +377,31 @@ class TestLocalSignedUrls:
     async def test_readiness_reports_storage(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/readyz")
         assert response.json()["checks"]["storage"] == "ok"
+
+
+class TestReadiness:
+    async def test_missing_bucket_fails_ping(
+        self, request: pytest.FixtureRequest, tmp_path: Path
+    ) -> None:
+        server: S3Server = request.getfixturevalue("s3_server")
+        storage = build_storage(
+            make_settings(tmp_path, **server.settings_overrides("no-such-bucket"))
+        )
+        with pytest.raises(StorageUnavailable, match="object storage failed"):
+            await storage.ping()
+
+    async def test_readyz_names_storage_when_the_bucket_is_missing(
+        self, request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+    ) -> None:
+        server: S3Server = request.getfixturevalue("s3_server")
+        settings = make_settings(
+            tmp_path, database_url=database_url, **server.settings_overrides("no-such-bucket")
+        )
+        app = create_app(settings)
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+        ):
+            response = await c.get("/readyz")
+        assert response.status_code == 503
+        assert "storage" in response.json()["failed"]

@@ -165,6 +165,14 @@ class Storage:
         result = await _call(obstore.get_async(self._store, key, options={"head": True}), key)
         return await self._info(key, result)
 
+    async def list_keys(self, prefix: str) -> AsyncIterator[str]:
+        """Keys under a '/'-segment prefix such as "report/12" (sidecars are never listed)."""
+        validate_key(prefix)
+        stream = obstore.list(self._store, prefix=prefix, chunk_size=500)
+        while (batch := await _call(anext(stream, None), prefix)) is not None:
+            for meta in batch:
+                yield meta["path"]
+
     async def exists(self, key: str) -> bool:
         """True when an object is stored under key."""
         validate_key(key)
@@ -203,8 +211,7 @@ class Storage:
     async def ping(self) -> None:
         """Raise unless the store answers (bucket exists, credentials accepted)."""
         stream = obstore.list(self._store, prefix=_META_PREFIX + "ping", chunk_size=1)
-        async for _batch in stream:
-            break
+        await _call(anext(stream, None), "")
 
     async def _write(self, key: str, data: bytes | AsyncIterator[bytes], content_type: str) -> None:
         if isinstance(self._store, S3Store):
