@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from townhall.core.metrics import PUBSUB_MESSAGES
 from townhall.core.pubsub.base import (
     DEFAULT_QUEUE_SIZE,
+    PUBLISHED,
     LocalHub,
     PubSubUnavailable,
     Subscription,
@@ -34,7 +34,7 @@ class MemoryPubSub:
         payload = decode_payload(encode_payload(channel, data))
         if self._closed:
             raise PubSubUnavailable("pub/sub is closed")
-        PUBSUB_MESSAGES.labels(direction="published").inc()
+        PUBLISHED.inc()
         self._hub.publish_local(channel, payload)
 
     @asynccontextmanager

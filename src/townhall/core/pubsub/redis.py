@@ -15,9 +15,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from townhall.core.metrics import PUBSUB_MESSAGES
 from townhall.core.pubsub.base import (
     DEFAULT_QUEUE_SIZE,
+    PUBLISHED,
     LocalHub,
     PubSubUnavailable,
     Subscription,
@@ -101,7 +101,7 @@ class RedisPubSub:
             await self._client.publish(channel, raw)
         except (RedisError, OSError) as exc:
             raise PubSubUnavailable(f"redis pub/sub unavailable: {exc}") from exc
-        PUBSUB_MESSAGES.labels(direction="published").inc()
+        PUBLISHED.inc()
 
     async def ping(self) -> None:
         """Redis answers and the subscriber connection is up (when one was started)."""
