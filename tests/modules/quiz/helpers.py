@@ -167,7 +167,7 @@ def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[b
     )
 
 
-async def wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+async def wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(base_url=base) as http:
         while time.monotonic() < deadline:
@@ -185,3 +185,67 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         os.killpg(proc.pid, sig)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(10)
+
+
+class RawPlayer:
+    """A light Socket.IO client speaking the wire protocol over one WebSocket (for crowds)."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[Any]] = defaultdict(list)
+        self._acks: dict[int, asyncio.Future[Any]] = {}
+        self._next = 0
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def connect(self, base: str) -> RawPlayer:
+        from websockets.asyncio.client import connect
+
+        url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        self._ws = await connect(url, open_timeout=30, max_size=2**24)
+        self._reader = asyncio.create_task(self._read())
+        await self._ws.send(f"40{NS},")
+        await asyncio.wait_for(self._connected.wait(), 30)
+        return self
+
+    async def _read(self) -> None:
+        import json
+
+        with contextlib.suppress(Exception):
+            async for frame in self._ws:
+                if frame == "2":
+                    await self._ws.send("3")
+                elif frame.startswith("40" + NS):
+                    self._connected.set()
+                elif frame.startswith("42" + NS + ","):
+                    event, *data = json.loads(frame[len(NS) + 3 :])
+                    self.events[event].append(data[0] if data else None)
+                elif frame.startswith("43" + NS + ","):
+                    body = frame[len(NS) + 3 :]
+                    split = body.index("[")
+                    future = self._acks.pop(int(body[:split]), None)
+                    if future is not None and not future.done():
+                        future.set_result(json.loads(body[split:])[0])
+
+    async def call(self, event: str, data: Any, timeout: float = 60) -> Any:
+        import json
+
+        self._next += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._acks[self._next] = future
+        await self._ws.send(f"42{NS},{self._next}" + json.dumps([event, data]))
+        return await asyncio.wait_for(future, timeout)
+
+    async def wait(self, event: str, count: int = 1, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while len(self.events[event]) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {event!r} #{count}")
+            await asyncio.sleep(0.02)
+        return self.events[event][count - 1]
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
