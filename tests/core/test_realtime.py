@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -229,6 +230,29 @@ async def test_drain_closes_every_connection_with_service_restart() -> None:
     assert len(registry) == 0
     assert gauge("websocket") == before
     assert registry.draining
+
+
+async def test_a_termination_signal_starts_the_drain_and_reaches_the_previous_handler() -> None:
+    registry = Connections()
+    seen: list[int] = []
+    original = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        undo = registry.install_signal_drain()
+        peer = Peer()
+        conn = Connection(await accepted(peer), registry=registry, heartbeat=None)
+        runner = asyncio.create_task(conn.run())
+        await asyncio.sleep(0)
+        signal.raise_signal(signal.SIGTERM)
+        close = await peer.wait_closed()
+        await runner
+        assert (close["code"], close["reason"]) == (CLOSE_SERVICE_RESTART, "service restart")
+        assert seen == [signal.SIGTERM]  # the server's own handler still runs
+        undo()
+        assert signal.getsignal(signal.SIGTERM) is not None
+        signal.raise_signal(signal.SIGTERM)
+        assert seen == [signal.SIGTERM, signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, original)
 
 
 # -- SSE ------------------------------------------------------------------------------------

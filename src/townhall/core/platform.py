@@ -71,6 +71,7 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
     ai = build_ai(settings)
     jobs = Jobs(settings, db)
     platform: Platform | None = None
+    undo_signal_drain: Callable[[], None] | None = None
     try:
         await jobs.start()
         platform = Platform(
@@ -85,12 +86,15 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
         )
         platform.extra_checks["storage"] = _check_storage
         platform.extra_checks["pubsub"] = _check_pubsub
+        undo_signal_drain = platform.connections.install_signal_drain()
         jobs.bind(platform)
         platform.extra_checks["jobs"] = jobs.check
         yield platform
     finally:
         if platform is not None:
             await platform.connections.drain()
+        if undo_signal_drain is not None:
+            undo_signal_drain()
         await jobs.stop()
         await pubsub.close()
         if redis is not None:

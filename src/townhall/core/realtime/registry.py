@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, Protocol
 
 import structlog
 
@@ -37,6 +41,7 @@ class Connections:
         self._empty = asyncio.Event()
         self._empty.set()
         self.draining = False
+        self._drain_task: asyncio.Task[None] | None = None
 
     def add(self, conn: Closable) -> None:
         if conn in self._open:
@@ -75,3 +80,39 @@ class Connections:
             log.warning("real-time connections still open after drain", open=len(self._open))
             for conn in list(self._open):
                 self.discard(conn)
+
+    def install_signal_drain(self) -> Callable[[], None]:
+        """Start draining on SIGTERM/SIGINT, then call the previous handler; returns an undo.
+
+        uvicorn waits for open connections *before* the lifespan shutdown runs, so an SSE
+        stream would hold shutdown until the graceful timeout cancels it; draining on the
+        signal ends streams and closes sockets (1012) while uvicorn waits.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        loop = asyncio.get_running_loop()
+        previous: dict[int, Any] = {}
+
+        def start_drain() -> None:
+            if self._drain_task is None and not self.draining:
+                self._drain_task = loop.create_task(self.drain())
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            loop.call_soon_threadsafe(start_drain)
+            prev = previous.get(signum)
+            if callable(prev):
+                prev(signum, frame)
+            elif prev == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
+
+        def undo() -> None:
+            for sig, prev in previous.items():
+                if signal.getsignal(sig) is handler:
+                    signal.signal(sig, prev)
+
+        return undo
