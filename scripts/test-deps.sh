@@ -4,9 +4,19 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)  # Playwright drives the system browser
+command -v node >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}"
   (apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null) || {
     echo "could not install ${need[*]}; tests that need them will fail in CI" >&2
+  }
+fi
+
+# Quiz interop: the real npm socket.io-client (test-only folder, pinned by its lock file).
+quiz_interop="$(dirname "$0")/../tests/modules/quiz/interop"
+if command -v npm >/dev/null && [ ! -d "$quiz_interop/node_modules/socket.io-client" ]; then
+  (cd "$quiz_interop" && npm ci --no-audit --no-fund --loglevel=error) || {
+    echo "could not install socket.io-client for the quiz interop test" >&2
   }
 fi
