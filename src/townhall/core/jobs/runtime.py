@@ -32,6 +32,7 @@ from townhall.core.jobs.registry import (
     JobError,
     SweeperSpec,
     TaskSpec,
+    UnknownTask,
     UnserializablePayload,
     get_task,
 )
@@ -90,10 +91,7 @@ class _JobsMiddleware(TaskiqMiddleware):
     async def on_error(
         self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
     ) -> None:
-        spec = TASKS.get(message.task_name)
-        if spec is None:
-            return
-        await self.jobs._failed(spec, message, exception)
+        await self.jobs._failed(TASKS.get(message.task_name), message, exception)
 
 
 class Jobs:
@@ -130,7 +128,13 @@ class Jobs:
 
         names = [m for app in load_apps() for m in app.task_modules]
         for name in [*names, *self.settings.job_modules]:
-            importlib.import_module(name)
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+                # Its jobs become dead letters ("not declared") instead of blocking startup.
+                log.error("task module not found", module=name)
 
     async def start(self) -> None:
         """Connect the producer."""
@@ -227,10 +231,16 @@ class Jobs:
     # -- failures --------------------------------------------------------------------------
 
     async def _failed(
-        self, spec: TaskSpec, message: TaskiqMessage, exception: BaseException
+        self, spec: TaskSpec | None, message: TaskiqMessage, exception: BaseException
     ) -> None:
         attempt = int(message.labels.get("attempt", 1))
         error = "".join(traceback.format_exception(exception))[-MAX_ERROR_CHARS:]
+        if spec is None:
+            # A job this worker has no code for: keep it as a dead letter, never drop it.
+            await self._dead_letter(
+                message, str(message.labels.get("queue_name", DEFAULT_QUEUE)), attempt, error
+            )
+            return
         if attempt < spec.policy.max_attempts:
             delay = spec.policy.delay_before(attempt + 1)
             log.info("job retry", task=spec.name, attempt=attempt, delay=round(delay, 3))
@@ -244,22 +254,27 @@ class Jobs:
             )
             JOBS.labels(spec.name, "retried").inc()
             return
-        log.warning("job dead", task=spec.name, attempts=attempt, error=str(exception)[:200])
-        async with self.db.session() as session:
-            await DeadLetterRepository(session).add(
-                task_id=message.task_id,
-                task=spec.name,
-                queue=spec.queue,
-                kwargs=message.kwargs,
-                error=error,
-                attempts=attempt,
-            )
-        JOBS.labels(spec.name, "dead").inc()
+        await self._dead_letter(message, spec.queue, attempt, error)
         if spec.on_dead is not None:
             try:
                 await spec.on_dead(self._context(spec, message), message.kwargs, error)
             except Exception:
                 log.exception("on_dead callback failed", task=spec.name)
+
+    async def _dead_letter(
+        self, message: TaskiqMessage, queue: str, attempt: int, error: str
+    ) -> None:
+        log.warning("job dead", task=message.task_name, attempts=attempt, error=error[-200:])
+        async with self.db.session() as session:
+            await DeadLetterRepository(session).add(
+                task_id=message.task_id,
+                task=message.task_name,
+                queue=queue,
+                kwargs=message.kwargs,
+                error=error,
+                attempts=attempt,
+            )
+        JOBS.labels(message.task_name, "dead").inc()
 
     def _context(self, spec: TaskSpec, message: TaskiqMessage) -> JobContext:
         return JobContext(
@@ -282,6 +297,22 @@ class Jobs:
         run.__name__ = spec.name.replace(".", "_")
         return run
 
+    def _find_task(self, broker: AsyncBroker) -> Any:
+        """broker.find_task that also knows tasks declared after the worker started."""
+        find = broker.find_task
+
+        def find_task(name: str) -> Any:
+            found = find(name)
+            if found is None:
+                spec = TASKS.get(name)
+                broker.register_task(
+                    self._runner(spec) if spec else _undeclared(name), task_name=name
+                )
+                found = find(name)
+            return found
+
+        return find_task
+
     async def run_worker(
         self,
         stop: asyncio.Event,
@@ -294,6 +325,7 @@ class Jobs:
         broker = self.make_broker(queues, worker=True)
         for spec in TASKS.values():
             broker.register_task(self._runner(spec), task_name=spec.name)
+        broker.find_task = self._find_task(broker)  # type: ignore[method-assign]
         broker.add_middlewares(_JobsMiddleware(self))
         receiver = Receiver(
             broker,
@@ -355,17 +387,7 @@ class Jobs:
         while not stop.is_set():
             now = utcnow()
             try:
-                for spec in [s for s in TASKS.values() if s.scheduled]:
-                    for tick in due_ticks(spec, now):
-                        if await claim_tick(self.db.engine, f"task:{spec.name}", tick, self.owner):
-                            await self._send(spec, {}, attempt=1, delay=0, tick=tick)
-                for sweep in SWEEPERS.values():
-                    running = sweeping.get(sweep.name)
-                    if running is not None and not running.done():
-                        continue
-                    tick = _interval_tick(sweep.interval, now)
-                    if await claim_tick(self.db.engine, f"sweeper:{sweep.name}", tick, self.owner):
-                        sweeping[sweep.name] = asyncio.create_task(self._sweep(sweep))
+                await self.run_due_schedules(now, sweeping)
                 if now - last_prune > timedelta(minutes=10):
                     await prune_ticks(self.db.engine, timedelta(days=2))
                     last_prune = now
@@ -376,6 +398,27 @@ class Jobs:
         for running in sweeping.values():
             running.cancel()
 
+    async def run_due_schedules(
+        self, now: datetime, sweeping: dict[str, asyncio.Task[None]] | None = None
+    ) -> list[str]:
+        """Send the cron jobs and start the sweepers due at `now` whose tick this process wins."""
+        sweeping = {} if sweeping is None else sweeping
+        started: list[str] = []
+        for spec in [s for s in TASKS.values() if s.scheduled]:
+            for tick in due_ticks(spec, now):
+                if await claim_tick(self.db.engine, f"task:{spec.name}", tick, self.owner):
+                    await self._send(spec, {}, attempt=1, delay=0, tick=tick)
+                    started.append(spec.name)
+        for sweep in SWEEPERS.values():
+            running = sweeping.get(sweep.name)
+            if running is not None and not running.done():
+                continue
+            tick = _interval_tick(sweep.interval, now)
+            if await claim_tick(self.db.engine, f"sweeper:{sweep.name}", tick, self.owner):
+                sweeping[sweep.name] = asyncio.create_task(self._sweep(sweep))
+                started.append(sweep.name)
+        return started
+
     async def _sweep(self, sweep: SweeperSpec) -> None:
         try:
             count = await sweep.fn(self.platform)
@@ -385,6 +428,13 @@ class Jobs:
         if count:
             log.info("sweeper re-enqueued stalled work", sweeper=sweep.name, count=count)
             JOBS.labels(sweep.name, "swept").inc(count)
+
+
+def _undeclared(name: str) -> Any:
+    async def run(**kwargs: Any) -> None:
+        raise UnknownTask(f"no job named {name!r} is declared in this worker")
+
+    return run
 
 
 def due_ticks(spec: TaskSpec, now: datetime) -> list[datetime]:
