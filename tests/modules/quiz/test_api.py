@@ -1,0 +1,279 @@
+"""The quiz REST API: editor, library, import/export, community, moderation, pages."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import httpx
+from openpyxl import load_workbook
+from tests.fixtures.app import signup
+from tests.modules.quiz.helpers import QUESTIONS
+
+from townhall.core.auth.service import AuthService
+from townhall.core.platform import Platform
+from townhall.modules.quiz.demo import DEMO_TITLE, load_demo
+
+Q = "/api/v1/quizzes"
+
+
+async def _quiz(client: httpx.AsyncClient, headers: dict[str, str], **extra: Any) -> Any:
+    body = {"title": "Maths", "tags": ["Math", "school"], "questions": QUESTIONS, **extra}
+    response = await client.post(Q, json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _admin(client: httpx.AsyncClient, platform: Platform) -> dict[str, str]:
+    async with platform.db.session() as session:
+        await AuthService(platform.settings, platform.cache).create_user(
+            session,
+            email="mod@example.com",
+            display_name="Mod",
+            password="password123",
+            roles=("user", "admin"),
+        )
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": "mod@example.com", "password": "password123"}
+    )
+    assert response.status_code == 200, response.text
+    client.cookies.clear()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def test_create_every_type_and_read_back(client: httpx.AsyncClient) -> None:
+    ann = await signup(client)
+    quiz = await _quiz(client, ann["headers"])
+    assert [q["type"] for q in quiz["questions"]] == [q["type"] for q in QUESTIONS]
+    assert quiz["tags"] == ["math", "school"]
+    assert quiz["question_count"] == len(QUESTIONS)
+    slider = quiz["questions"][4]
+    assert (slider["min"], slider["max"], slider["correct"]) == (0, 180, 90)
+    assert quiz["questions"][6]["points"] == 0  # polls never score
+    # Private: others do not see it.
+    bob = await signup(client, "bob@example.com")
+    assert (await client.get(f"{Q}/{quiz['id']}", headers=bob["headers"])).status_code == 404
+    assert (
+        await client.put(f"{Q}/{quiz['id']}", json={"title": "x"}, headers=bob["headers"])
+    ).status_code == 404
+
+
+async def test_validation_per_type(client: httpx.AsyncClient) -> None:
+    ann = await signup(client)
+    bad = [
+        {"type": "single", "text": "x", "options": [{"text": "a"}, {"text": "b"}]},
+        {"type": "single", "text": "x", "options": [{"text": "a", "correct": True}]},
+        {"type": "true_false", "text": "x", "options": [{"text": "T", "correct": True}] * 3},
+        {"type": "multiple", "text": "x", "options": [{"text": "a"}, {"text": "b"}]},
+        {"type": "type_answer", "text": "x", "accepted": []},
+        {"type": "slider", "text": "x", "min": 10, "max": 0, "step": 1, "correct": 5},
+        {"type": "ordering", "text": "x", "items": ["one"]},
+        {
+            "type": "single",
+            "text": "x",
+            "points": 500,
+            "options": [{"text": "a", "correct": True}, {"text": "b"}],
+        },
+        {"type": "essay", "text": "x"},
+    ]
+    for question in bad:
+        response = await client.post(
+            Q, json={"title": "t", "questions": [question]}, headers=ann["headers"]
+        )
+        assert response.status_code == 422, (question, response.text)
+    extra = await client.post(Q, json={"title": "t", "hack": 1}, headers=ann["headers"])
+    assert extra.status_code == 422
+    assert (await client.post(Q, json={"title": "t"})).status_code == 401
+
+
+async def test_edit_reorder_duplicate_delete(client: httpx.AsyncClient) -> None:
+    ann = await signup(client)
+    quiz = await _quiz(client, ann["headers"])
+    ids = [q["id"] for q in quiz["questions"]]
+    order = list(reversed(ids))
+    reordered = await client.post(
+        f"{Q}/{quiz['id']}/reorder", json={"order": order}, headers=ann["headers"]
+    )
+    assert [q["id"] for q in reordered.json()["questions"]] == order
+    missing = await client.post(
+        f"{Q}/{quiz['id']}/reorder", json={"order": order[:-1]}, headers=ann["headers"]
+    )
+    assert missing.status_code == 400
+    dup = await client.post(
+        f"{Q}/{quiz['id']}/questions/{ids[0]}/duplicate", headers=ann["headers"]
+    )
+    questions = dup.json()["questions"]
+    assert len(questions) == len(ids) + 1
+    assert questions[-1]["text"] == questions[-2]["text"] == "2 + 2?"
+    copy = await client.post(f"{Q}/{quiz['id']}/duplicate", headers=ann["headers"])
+    assert copy.status_code == 201
+    assert copy.json()["title"] == "Maths (copy)"
+    assert copy.json()["is_public"] is False
+    saved = await client.put(
+        f"{Q}/{quiz['id']}",
+        json={"title": "Renamed", "questions": QUESTIONS[:2]},
+        headers=ann["headers"],
+    )
+    assert saved.json()["title"] == "Renamed"
+    assert saved.json()["question_count"] == 2
+    assert (await client.delete(f"{Q}/{quiz['id']}", headers=ann["headers"])).status_code == 204
+    assert (await client.get(f"{Q}/{quiz['id']}", headers=ann["headers"])).status_code == 404
+
+
+async def test_library_search_tags_and_mine(client: httpx.AsyncClient) -> None:
+    ann = await signup(client)
+    await _quiz(client, ann["headers"], title="Public maths", is_public=True)
+    await _quiz(client, ann["headers"], title="Secret maths")
+    await _quiz(client, ann["headers"], title="Birds", is_public=True, tags=["nature"])
+    public = (await client.get(Q, params={"scope": "public"})).json()
+    assert {q["title"] for q in public["items"]} == {"Public maths", "Birds"}
+    found = (await client.get(Q, params={"q": "MATHS"})).json()
+    assert [q["title"] for q in found["items"]] == ["Public maths"]
+    tagged = (await client.get(Q, params={"tag": "nature"})).json()
+    assert [q["title"] for q in tagged["items"]] == ["Birds"]
+    mine = (await client.get(Q, params={"scope": "mine"}, headers=ann["headers"])).json()
+    assert mine["total"] == 3
+    assert (await client.get(Q, params={"scope": "mine"})).status_code == 400
+    assert (await client.get(Q, params={"limit": 1000})).status_code == 422
+
+
+async def test_json_and_spreadsheet_round_trips(client: httpx.AsyncClient) -> None:
+    ann = await signup(client)
+    quiz = await _quiz(client, ann["headers"])
+    exported = await client.get(f"{Q}/{quiz['id']}/export.json", headers=ann["headers"])
+    assert exported.json()["format"] == "townhall-quiz/1"
+    imported = await client.post(f"{Q}/import", json=exported.json(), headers=ann["headers"])
+    assert imported.status_code == 201
+    assert [q["text"] for q in imported.json()["questions"]] == [q["text"] for q in QUESTIONS]
+
+    for fmt in ("csv", "xlsx"):
+        sheet = await client.get(f"{Q}/{quiz['id']}/export.{fmt}", headers=ann["headers"])
+        assert sheet.status_code == 200
+        back = await client.post(
+            f"{Q}/import/spreadsheet",
+            files={"file": (f"quiz.{fmt}", sheet.content)},
+            data={"title": f"From {fmt}"},
+            headers=ann["headers"],
+        )
+        assert back.status_code == 201, back.text
+        types = [q["type"] for q in back.json()["questions"]]
+        assert types == [q["type"] for q in QUESTIONS]
+        assert back.json()["questions"][1]["options"][2] == {"text": "8", "correct": True}
+
+    template = await client.get(f"{Q}/template.xlsx")
+    rows = list(load_workbook(io.BytesIO(template.content)).active.iter_rows(values_only=True))
+    assert rows[0][0] == "type"
+    assert len(rows) == 8  # header + one example of each of the 7 types
+    broken = "type,question,answers,correct\nsingle,Pick,A|B,7\n"
+    response = await client.post(
+        f"{Q}/import/spreadsheet",
+        files={"file": ("bad.csv", broken.encode())},
+        headers=ann["headers"],
+    )
+    assert response.status_code == 422
+    assert "row 2" in response.json()["detail"]
+
+
+async def test_comments_likes_reports_and_moderation(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    ann = await signup(client)
+    bob = await signup(client, "bob@example.com", display_name="Bob")
+    quiz = await _quiz(client, ann["headers"], is_public=True)
+    url = f"{Q}/{quiz['id']}"
+    top = (
+        await client.post(f"{url}/comments", json={"body": "Nice!"}, headers=bob["headers"])
+    ).json()
+    reply = await client.post(
+        f"{url}/comments", json={"body": "Thanks", "parent_id": top["id"]}, headers=ann["headers"]
+    )
+    assert reply.status_code == 201
+    deeper = await client.post(
+        f"{url}/comments",
+        json={"body": "x", "parent_id": reply.json()["id"]},
+        headers=bob["headers"],
+    )
+    assert deeper.status_code == 400  # one level of replies
+    thread = (await client.get(f"{url}/comments")).json()
+    assert len(thread) == 1
+    assert thread[0]["replies"][0]["body"] == "Thanks"
+    not_mine = await client.patch(
+        f"{Q}/comments/{top['id']}", json={"body": "hacked"}, headers=ann["headers"]
+    )
+    assert not_mine.status_code == 403
+    edited = await client.patch(
+        f"{Q}/comments/{top['id']}", json={"body": "Great!"}, headers=bob["headers"]
+    )
+    assert edited.json()["edited"] is True
+
+    assert (await client.put(f"{url}/like", headers=bob["headers"])).json() == {
+        "liked": True,
+        "like_count": 1,
+    }
+    assert (await client.put(f"{url}/like", headers=bob["headers"])).json()["like_count"] == 1
+    assert (await client.get(url, headers=bob["headers"])).json()["liked"] is True
+    assert (await client.delete(f"{url}/like", headers=bob["headers"])).json()["like_count"] == 0
+
+    report = await client.post(
+        f"{url}/reports",
+        json={"reason": "spam link", "comment_id": top["id"]},
+        headers=ann["headers"],
+    )
+    assert report.status_code == 201
+    assert (await client.get(f"{Q}/reports", headers=ann["headers"])).status_code == 403
+    admin = await _admin(client, platform)
+    queue = (await client.get(f"{Q}/reports", headers=admin)).json()
+    assert [r["comment_body"] for r in queue] == ["Great!"]
+    done = await client.post(
+        f"{Q}/reports/{queue[0]['id']}/resolve", json={"action": "delete_comment"}, headers=admin
+    )
+    assert done.json()["status"] == "resolved"
+    assert (await client.get(f"{url}/comments")).json()[0]["is_deleted"] is True
+    quiz_report = await client.post(
+        f"{url}/reports", json={"reason": "offensive"}, headers=bob["headers"]
+    )
+    await client.post(
+        f"{Q}/reports/{quiz_report.json()['id']}/resolve",
+        json={"action": "hide_quiz"},
+        headers=admin,
+    )
+    assert (await client.get(url)).status_code == 404  # hidden from the public
+    assert (await client.get(url, headers=ann["headers"])).status_code == 200  # not from its owner
+    assert (await client.get(Q)).json()["total"] == 0
+
+
+async def test_pages_and_demo(client: httpx.AsyncClient, platform: Platform) -> None:
+    assert (await client.get("/quiz")).status_code == 200
+    play = await client.get("/quiz/play?pin=123456")
+    assert "socket.io.esm.min.js" in play.text
+    assert 'value="123456"' in play.text
+    assert (await client.get("/quiz/new")).status_code == 303
+    vendor = await client.get("/static/vendor/socket.io.esm.min.js")
+    assert vendor.status_code == 200
+    assert "Socket.IO v4" in vendor.text[:200]
+
+    ann = await signup(client, "alice@example.com")
+    async with platform.db.session() as session:
+        from townhall.core.auth.repository import UserRepository
+
+        alice = await UserRepository(session).get_by_email("alice@example.com")
+        assert alice is not None
+        await load_demo(platform, session, {"alice@example.com": alice})
+        await load_demo(platform, session, {"alice@example.com": alice})  # idempotent
+    public = (await client.get(Q)).json()["items"]
+    assert [q["title"] for q in public] == [DEMO_TITLE]
+    demo = (await client.get(f"{Q}/{public[0]['id']}")).json()
+    assert {q["type"] for q in demo["questions"]} == {
+        "single",
+        "multiple",
+        "true_false",
+        "type_answer",
+        "slider",
+        "poll",
+        "ordering",
+    }
+    client.cookies.set("th_access", ann["access_token"])
+    for path in ("", "/edit", "/host"):
+        page = await client.get(f"/quiz/{demo['id']}{path}")
+        assert page.status_code == 200, (path, page.text[:200])
+    assert (await client.get("/quiz/new")).status_code == 200
