@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -75,6 +75,18 @@ def _form_errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
+def _refused(
+    request: Request, name: str, exc: ValidationError | AppError, **context: Any
+) -> Response:
+    """Show the form again with what went wrong (and when to retry after a 429)."""
+    if isinstance(exc, ValidationError):
+        return render(request, name, 422, error=_form_errors(exc), **context)
+    response = render(request, name, exc.status_code, error=exc.message, **context)
+    if "Retry-After" in exc.headers:
+        response.headers["Retry-After"] = exc.headers["Retry-After"]
+    return response
+
+
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, response: Response, principal: PageUser) -> Response:
     return _with_cookies(render(request, "home.html"), response)
@@ -102,29 +114,8 @@ async def login_submit(
     try:
         body = LoginRequest(email=email, password=password)
         issued = await auth.login(session, email=body.email, password=body.password, client=client)
-    except ValidationError as exc:
-        return render(
-            request,
-            "login.html",
-            422,
-            error=_form_errors(exc),
-            email=email,
-            providers=providers,
-            next=next,
-        )
-    except AppError as exc:
-        return _with_cookies(
-            render(
-                request,
-                "login.html",
-                exc.status_code,
-                error=exc.message,
-                email=email,
-                providers=providers,
-                next=next,
-            ),
-            Response(headers=exc.headers),
-        )
+    except (ValidationError, AppError) as exc:
+        return _refused(request, "login.html", exc, email=email, providers=providers, next=next)
     redirect = RedirectResponse(safe_next(next), status_code=303)
     set_auth_cookies(redirect, issued, settings)
     return redirect
@@ -157,22 +148,11 @@ async def signup_submit(
             locale=body.locale,
             client=client,
         )
-    except ValidationError as exc:
-        return render(
+    except (ValidationError, AppError) as exc:
+        return _refused(
             request,
             "signup.html",
-            422,
-            error=_form_errors(exc),
-            email=email,
-            display_name=display_name,
-            providers=providers,
-        )
-    except AppError as exc:
-        return render(
-            request,
-            "signup.html",
-            exc.status_code,
-            error=exc.message,
+            exc,
             email=email,
             display_name=display_name,
             providers=providers,
@@ -194,6 +174,7 @@ async def logout_submit(principal: PageUser, session: DbSession, auth: Auth) -> 
 @router.get("/account", response_class=HTMLResponse)
 async def account(request: Request, response: Response, principal: PageUser) -> Response:
     if principal is None:
-        return RedirectResponse("/login?next=/account", status_code=303)
+        # Keeps the dependency's cookie clearing when the refresh cookie was dead.
+        return _with_cookies(RedirectResponse("/login?next=/account", status_code=303), response)
     roles = sorted({name for name, _ in principal.grants.roles})
     return _with_cookies(render(request, "account.html", roles=roles), response)

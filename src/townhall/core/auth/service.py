@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from townhall.core.auth import tokens
 from townhall.core.auth.models import AuthSession, OAuthAccount, User
-from townhall.core.auth.passwords import hash_password, verify_password
+from townhall.core.auth.passwords import passwords_for
 from townhall.core.auth.rbac import grant_role
 from townhall.core.auth.repository import OAuthRepository, SessionRepository, UserRepository
 from townhall.core.cache import hit_rate_limit, reset_rate_limit
@@ -46,6 +46,7 @@ class AuthService:
     def __init__(self, settings: Settings, cache: Cache) -> None:
         self.settings = settings
         self.cache = cache
+        self.passwords = passwords_for(settings)
 
     async def create_user(
         self,
@@ -66,7 +67,7 @@ class AuthService:
             email=email,
             display_name=display_name,
             locale=locale,
-            password_hash=hash_password(password) if password else None,
+            password_hash=self.passwords.hash(password) if password else None,
             email_verified=email_verified,
         )
         try:
@@ -114,7 +115,7 @@ class AuthService:
             self.cache, account_key, limit=self.settings.login_attempts_per_account, window=window
         )
         user = await UserRepository(session).get_by_email(email)
-        valid = verify_password(user.password_hash if user else None, password)
+        valid = self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not valid or not user.is_active:
             raise Unauthorized("wrong email or password")
         await reset_rate_limit(self.cache, account_key, window=window)
@@ -208,9 +209,9 @@ class AuthService:
         keep_family: uuid.UUID,
     ) -> None:
         """Change the password and sign out every other device."""
-        if not verify_password(user.password_hash, current):
+        if not self.passwords.verify(user.password_hash, current):
             raise Unauthorized("current password is wrong")
-        user.password_hash = hash_password(new)
+        user.password_hash = self.passwords.hash(new)
         now = utcnow()
         families = await SessionRepository(session).revoke_user(
             user.id, now, keep_family=keep_family

@@ -1,0 +1,187 @@
+"""Web shell: home page, sign-up and log-in forms, account page, cookie renewal, log-out."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.fixtures.app import signup
+from townhall.core.auth.tokens import issue_access_token
+from townhall.core.config import Settings
+from townhall.modules.registry import PLANNED
+
+FORM = {"email": "web@example.com", "password": "password123", "display_name": "Web User"}
+
+
+def cookies_set(response: httpx.Response) -> dict[str, str]:
+    """name -> raw Set-Cookie header of every cookie the response sets."""
+    return {h.split("=", 1)[0]: h for h in response.headers.get_list("set-cookie")}
+
+
+async def signup_form(client: httpx.AsyncClient, **overrides: str) -> httpx.Response:
+    return await client.post("/signup", data={**FORM, **overrides})
+
+
+class TestHome:
+    async def test_lists_the_five_apps(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        for app in PLANNED:
+            assert app.title in response.text
+        assert 'href="/signup"' in response.text
+        assert '<html lang="en">' in response.text
+
+    async def test_static_css_is_served(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/static/app.css")
+        assert response.status_code == 200
+        assert "text/css" in response.headers["content-type"]
+
+
+class TestSignupForm:
+    async def test_sets_cookies_and_redirects_to_account(self, client: httpx.AsyncClient) -> None:
+        response = await signup_form(client)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/account"
+        cookies = cookies_set(response)
+        for name in ("th_access", "th_refresh"):
+            assert "HttpOnly" in cookies[name]
+            assert "SameSite=lax" in cookies[name]
+            assert "Path=/" in cookies[name]
+        account = await client.get("/account")
+        assert account.status_code == 200
+        assert "web@example.com" in account.text
+        assert "Web User" in account.text
+        # The same cookie authenticates the API.
+        assert (await client.get("/api/v1/auth/me")).json()["email"] == "web@example.com"
+
+    async def test_invalid_form_shows_the_fields(self, client: httpx.AsyncClient) -> None:
+        response = await signup_form(client, email="nope", password="short")
+        assert response.status_code == 422
+        assert 'role="alert"' in response.text
+        assert "email" in response.text
+        assert "password" in response.text
+        assert "set-cookie" not in response.headers
+        # What was typed is kept, except the password.
+        assert 'value="Web User"' in response.text
+
+    async def test_duplicate_email_is_shown(self, client: httpx.AsyncClient) -> None:
+        await signup_form(client)
+        client.cookies.clear()
+        again = await signup_form(client)
+        assert again.status_code == 409
+        assert "already exists" in again.text
+
+    async def test_markup_in_names_is_escaped(self, client: httpx.AsyncClient) -> None:
+        await signup_form(client, display_name="<script>alert(1)</script>")
+        account = await client.get("/account")
+        assert "<script>alert(1)</script>" not in account.text
+        assert "&lt;script&gt;" in account.text
+
+
+class TestLoginForm:
+    async def test_wrong_password_shows_the_error(self, client: httpx.AsyncClient) -> None:
+        await signup(client, "form@example.com")
+        response = await client.post(
+            "/login", data={"email": "form@example.com", "password": "wrong-password"}
+        )
+        assert response.status_code == 401
+        assert 'role="alert"' in response.text
+        assert "wrong email or password" in response.text
+        assert 'value="form@example.com"' in response.text
+        assert "th_access" not in response.headers.get("set-cookie", "")
+
+    async def test_success_redirects_to_next(self, client: httpx.AsyncClient) -> None:
+        await signup(client, "next@example.com")
+        response = await client.post(
+            "/login",
+            data={"email": "next@example.com", "password": "password123", "next": "/account"},
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "/account"
+        assert {"th_access", "th_refresh"} <= set(cookies_set(response))
+
+    async def test_next_cannot_point_off_site(self, client: httpx.AsyncClient) -> None:
+        await signup(client, "evil@example.com")
+        for target in ("https://evil.example.com/", "//evil.example.com/", "/\\evil.example.com"):
+            response = await client.post(
+                "/login",
+                data={"email": "evil@example.com", "password": "password123", "next": target},
+            )
+            assert response.headers["location"] == "/"
+            client.cookies.clear()
+
+    async def test_rate_limit_is_shown_with_retry_after(self, client: httpx.AsyncClient) -> None:
+        await signup(client, "many@example.com")
+        for _ in range(5):
+            await client.post("/login", data={"email": "many@example.com", "password": "nope"})
+        response = await client.post(
+            "/login", data={"email": "many@example.com", "password": "nope"}
+        )
+        assert response.status_code == 429
+        assert int(response.headers["retry-after"]) > 0
+        assert "too many attempts" in response.text
+
+
+class TestAccountPage:
+    async def test_redirects_to_login_when_signed_out(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/account")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login?next=/account"
+
+    async def test_stale_access_cookie_is_renewed_from_refresh(
+        self, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        await signup_form(client)
+        old_refresh = client.cookies["th_refresh"]
+        user_id = (await client.get("/api/v1/auth/me")).json()["id"]
+        expired = issue_access_token(
+            settings.secret(), uuid.UUID(user_id), uuid.uuid4(), minutes=-1
+        )
+        client.cookies.set("th_access", expired)
+        response = await client.get("/account")
+        assert response.status_code == 200
+        assert "web@example.com" in response.text
+        renewed = cookies_set(response)
+        assert {"th_access", "th_refresh"} <= set(renewed)
+        new_refresh = client.cookies["th_refresh"]
+        assert new_refresh != old_refresh
+        # The renewal rotated the refresh token: the old one is now spent.
+        reuse = await client.post("/api/v1/auth/refresh", json={"refresh_token": old_refresh})
+        assert reuse.status_code == 401
+
+    async def test_dead_cookies_are_cleared(self, client: httpx.AsyncClient) -> None:
+        client.cookies.set("th_access", "garbage")
+        client.cookies.set("th_refresh", f"{uuid.uuid4().hex}.garbage")
+        response = await client.get("/account")
+        assert response.status_code == 303
+        cleared = cookies_set(response)
+        assert 'th_refresh=""' in cleared["th_refresh"] or "Max-Age=0" in cleared["th_refresh"]
+
+    async def test_home_shows_the_signed_in_user(self, client: httpx.AsyncClient) -> None:
+        await signup_form(client)
+        home = await client.get("/")
+        assert "Web User" in home.text
+        assert 'action="/logout"' in home.text
+
+
+class TestLogoutForm:
+    async def test_clears_cookies_and_revokes_the_session(self, client: httpx.AsyncClient) -> None:
+        await signup_form(client)
+        tokens: dict[str, Any] = {
+            "access": client.cookies["th_access"],
+            "refresh": client.cookies["th_refresh"],
+        }
+        response = await client.post("/logout")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/"
+        assert set(cookies_set(response)) == {"th_access", "th_refresh"}
+        client.cookies.clear()
+        me = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access']}"}
+        )
+        assert me.status_code == 401
+        again = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh"]})
+        assert again.status_code == 401
