@@ -11,10 +11,12 @@ from rich.console import Console
 
 from townhall.core.config import get_settings
 from townhall.core.jobs.cli import jobs_app, parse_queues, run_worker
+from townhall.modules.report.cli import app as reports_app
 
 app = typer.Typer(help="townhall: five real-time apps on one platform.", no_args_is_help=True)
 console = Console()
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(reports_app, name="reports")  # Reports app (seed 004)
 
 
 @app.command()

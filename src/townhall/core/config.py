@@ -162,6 +162,24 @@ class Settings(BaseSettings):
     link_stalled_minutes: float = 10.0
     link_youtube_oembed_url: str = "https://www.youtube.com/oembed"
 
+    # Reports app (seed 004): service area (default: Jeonbuk around Jeonju), photos, AI, routing.
+    report_area_min_lat: float = 35.30
+    report_area_max_lat: float = 36.20
+    report_area_min_lng: float = 126.35
+    report_area_max_lng: float = 127.95
+    report_map_center: tuple[float, float] = (35.8242, 127.1480)  # Jeonju city hall
+    report_tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    report_min_photos: int = 1
+    report_max_photos: int = 10
+    report_max_photo_bytes: int = 8 * 1024 * 1024
+    report_max_photo_pixels: int = 40_000_000
+    report_ai_threshold: float = 0.6  # suggestions at or above it route the report
+    report_duplicate_radius_m: float = 250.0
+    report_retries: int = 3
+    report_retry_delay_seconds: float = 10.0
+    # state -> allowed next states; empty = the built-in workflow (modules/report/workflow.py)
+    report_transitions: dict[str, list[str]] = Field(default_factory=dict)
+
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Settings:
         if self.database_url is None:

@@ -1,0 +1,36 @@
+"""`townhall reports ...`: batch re-analysis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Reports app (seed 004).", no_args_is_help=True)
+
+
+@app.command()
+def reanalyze(
+    status: Annotated[
+        list[str] | None, typer.Option(help="Only reports in this status (repeatable)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many reports")] = 1000,
+) -> None:
+    """Enqueue report.analyze for reports (default: every open one)."""
+    count = asyncio.run(_reanalyze(status or ["received", "assigned", "in_progress"], limit))
+    typer.echo(f"enqueued {count} report(s) for analysis")
+
+
+async def _reanalyze(status: list[str], limit: int) -> int:
+    from townhall.core.config import get_settings
+    from townhall.core.platform import build_platform
+    from townhall.modules.report.repository import ReportRepository
+
+    async with build_platform(get_settings()) as platform:
+        async with platform.db.session() as session:
+            rows, _ = await ReportRepository(session).find(status=status, limit=limit)
+            ids = [str(r.id) for r in rows]
+        for report_id in ids:
+            await platform.jobs.enqueue("report.analyze", report_id=report_id)
+    return len(ids)
