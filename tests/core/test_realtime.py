@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -336,6 +339,86 @@ async def test_sse_stream_ends_when_the_process_drains() -> None:
     assert len(registry) == 0
 
 
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[int]:
+    """Serve `app` with uvicorn on a free loopback port (no lifespan)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def raw_websocket(port: int, path: str) -> tuple[asyncio.StreamReader, Any]:
+    """A bare WebSocket client whose reads we control (client libraries read ahead)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    writer.write(request.encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def read_until_close(reader: asyncio.StreamReader) -> tuple[int, str, int]:
+    """Read server frames until the close frame: (code, reason, data frames before it)."""
+    frames = 0
+    while True:
+        first, second = await reader.readexactly(2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8), "big")
+        payload = await reader.readexactly(length)
+        if first & 0x0F == 0x8:
+            return int.from_bytes(payload[:2], "big"), payload[2:].decode(), frames
+        frames += 1
+
+
+async def test_a_client_that_stops_reading_is_closed_4408_over_a_real_socket() -> None:
+    app = FastAPI()
+    outcome: dict[str, Any] = {}
+
+    @app.websocket("/flood")
+    async def flood(websocket: WebSocket) -> None:
+        await websocket.accept()
+        conn = Connection(websocket, queue_size=8, heartbeat=None, send_timeout=5)
+        runner = asyncio.create_task(conn.run())
+        frame = "x" * 65536
+        sent = 0
+        while conn.send_nowait(frame) and sent < 20_000:  # 1.3 GB if nothing pushed back
+            sent += 1
+            await asyncio.sleep(0)
+        outcome["sent"], outcome["pending"] = sent, conn.pending()
+        await runner
+        outcome["code"] = conn.close_code
+
+    async with serving(app) as port:
+        reader, writer = await raw_websocket(port, "/flood")
+        async with asyncio.timeout(30):
+            while "sent" not in outcome:  # we read nothing: TCP pushes back on the server
+                await asyncio.sleep(0.05)
+            code, reason, frames = await read_until_close(reader)
+        writer.close()
+    assert (code, reason) == (CLOSE_RESYNC, "resync")
+    assert outcome["sent"] < 20_000  # refused long before: backpressure reached the queue
+    assert outcome["pending"] <= 8
+    assert frames <= outcome["sent"]
+
+
 # -- WebSocket authentication over a real server ------------------------------------------
 
 
@@ -358,18 +441,8 @@ async def _ws_endpoint(websocket: WebSocket) -> None:
 async def live_url(app: FastAPI) -> AsyncIterator[str]:
     """The test app served by uvicorn on a free port (its lifespan already runs)."""
     app.router.routes.insert(0, WebSocketRoute("/test/realtime/ws", _ws_endpoint))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    yield f"ws://127.0.0.1:{port}/test/realtime/ws"
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    async with serving(app) as port:
+        yield f"ws://127.0.0.1:{port}/test/realtime/ws"
 
 
 async def closed_with(ws: Any) -> tuple[int, str]:

@@ -65,6 +65,10 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._finished = asyncio.Event()
+        self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
+        self._error: Exception | None = None
 
     @classmethod
     def for_platform(cls, websocket: WebSocket, platform: Any, **kwargs: Any) -> Connection:
@@ -83,7 +87,7 @@ class Connection:
             self._queue.put_nowait(data)
         except asyncio.QueueFull:
             log.info("slow real-time consumer closed", queued=self._queue.qsize())
-            self._spawn(self.close(CLOSE_RESYNC, "resync"))
+            self._close_soon(CLOSE_RESYNC, "resync")
             return False
         return True
 
@@ -103,11 +107,11 @@ class Connection:
                 async with asyncio.timeout(self.send_timeout):
                     await self._send_frame(item)
             except TimeoutError:
-                self._spawn(self.close(CLOSE_RESYNC, "resync"))
+                self._close_soon(CLOSE_RESYNC, "resync")
                 return
             except Exception:
                 # The peer went away mid-send: nothing left to deliver to.
-                self._spawn(self.close(CLOSE_NORMAL))
+                self._close_soon(CLOSE_NORMAL)
                 return
 
     async def _send_frame(self, item: object) -> None:
@@ -183,12 +187,36 @@ class Connection:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def run(self, on_message: OnMessage | None = None) -> None:
-        """Pump sends, heartbeats and received messages until either side closes."""
+        """Pump sends, heartbeats and received messages until either side closes.
+
+        Returns once closed, even if a dead peer never answers the close handshake;
+        re-raises what `on_message` raised (after closing with 1011).
+        """
         if self.registry is not None:
             self.registry.add(self)
         writer = self._spawn(self._writer())
+        reader = self._spawn(self._reader(on_message))
         if self.heartbeat:
             self._spawn(self._heartbeat())
+        try:
+            await self._finished.wait()
+        finally:
+            self.closed = True
+            tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            for task in (writer, reader):
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self._close_task is not None:  # bounded by send_timeout
+                with suppress(asyncio.CancelledError, Exception):
+                    await self._close_task
+            if self.registry is not None:
+                self.registry.discard(self)
+        if self._error is not None:
+            raise self._error
+
+    async def _reader(self, on_message: OnMessage | None) -> None:
         try:
             while not self.closed:
                 message = await self.websocket.receive()
@@ -203,34 +231,39 @@ class Connection:
                     break
                 if on_message is not None:
                     await on_message(data)
-        except Exception:
+        except Exception as exc:
             log.exception("real-time handler failed")
+            self._error = exc
             await self.close(CLOSE_INTERNAL, "internal error")
-            raise
         finally:
             self.closed = True
-            for task in list(self._tasks):
-                if task is not writer:
-                    task.cancel()
-            writer.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await writer
-            if self.registry is not None:
-                self.registry.discard(self)
+            if not self._closing:  # a close in progress sets it once its frame is out
+                self._finished.set()
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Close once with `code`; queued messages not yet sent are dropped."""
-        if self.close_code is not None and self.closed:
+        if self._closing:
             return
+        self._closing = True
         self.closed = True
-        self.close_code = code
+        self.close_code = self.close_code or code
         self.close_reason = reason
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
-        if self.websocket.application_state is WebSocketState.CONNECTED:
-            with suppress(Exception):
-                await self.websocket.close(code, reason)
+        try:
+            if self.websocket.application_state is WebSocketState.CONNECTED:
+                # A peer that stopped reading never takes the close frame: do not wait forever.
+                with suppress(Exception):
+                    async with asyncio.timeout(self.send_timeout):
+                        await self.websocket.close(code, reason)
+        finally:
+            self._finished.set()
+
+    def _close_soon(self, code: int, reason: str = "") -> None:
+        """Close from sync code; run() waits for it and never cancels it."""
+        if self._close_task is None and not self._closing:
+            self._close_task = asyncio.ensure_future(self.close(code, reason))
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
