@@ -277,3 +277,42 @@ async def test_pages_and_demo(client: httpx.AsyncClient, platform: Platform) -> 
         page = await client.get(f"/quiz/{demo['id']}{path}")
         assert page.status_code == 200, (path, page.text[:200])
     assert (await client.get("/quiz/new")).status_code == 200
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f"
+    b"\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa75\x81\x84\x00\x00"
+    b"\x00\x00IEND\xaeB`\x82"
+)
+
+
+async def test_question_images(client: httpx.AsyncClient) -> None:
+    ann = await signup(client)
+    quiz = await _quiz(client, ann["headers"])
+    url = f"{Q}/{quiz['id']}/images"
+    uploaded = await client.post(
+        url, files={"file": ("a.png", PNG, "image/png")}, headers=ann["headers"]
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    key = uploaded.json()["key"]
+    assert key.startswith(f"quiz/{quiz['id']}/")
+    body = {"title": "With image", "questions": [dict(QUESTIONS[0], image_key=key)]}
+    saved = (await client.put(f"{Q}/{quiz['id']}", json=body, headers=ann["headers"])).json()
+    assert saved["questions"][0]["image_url"]
+    fetched = await client.get(saved["questions"][0]["image_url"])
+    assert fetched.status_code == 200
+    assert fetched.content == PNG
+    text = await client.post(
+        url, files={"file": ("a.txt", b"hello", "text/plain")}, headers=ann["headers"]
+    )
+    assert text.status_code in (415, 422)
+    huge = PNG + b"\0" * (5 * 1024 * 1024)
+    too_big = await client.post(
+        url, files={"file": ("b.png", huge, "image/png")}, headers=ann["headers"]
+    )
+    assert too_big.status_code == 413
+    bob = await signup(client, "bob@example.com")
+    other = await client.post(
+        url, files={"file": ("a.png", PNG, "image/png")}, headers=bob["headers"]
+    )
+    assert other.status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -181,3 +182,25 @@ async def test_host_needs_an_account_and_a_visible_quiz(server: str) -> None:
     assert (await other.call("host_create", {"quiz_id": "nope"}))["error"] == "malformed"
     await anonymous.close()
     await other.close()
+
+
+async def test_floods_are_cut_and_the_game_goes_on(server: str) -> None:
+    token, quiz_id = await signup_and_quiz(server, questions=QUESTIONS[:1])
+    host = await Client().connect(server, token)
+    pin = (await host.call("host_create", {"quiz_id": quiz_id}))["pin"]
+    flooder, calm = await Client().connect(server), await Client().connect(server)
+    assert (await flooder.call("join", {"pin": pin, "nickname": "Flo"}))["ok"]
+    assert (await calm.call("join", {"pin": pin, "nickname": "Cal"}))["ok"]
+    for _ in range(100):
+        await flooder.emit("me", {})
+    await flooder.wait("error")
+    assert any(e["code"] == "rate_limited" for e in flooder.events["error"])
+    assert (await calm.call("me"))["ok"]  # others are untouched
+    assert (await host.call("next"))["ok"]
+    await calm.wait("question")
+    assert (await calm.call("answer", {"index": 0, "answer": 1}))["ok"]
+    await asyncio.sleep(1.0)  # the flooder's bucket refills
+    assert (await flooder.call("answer", {"index": 0, "answer": 1}))["ok"]
+    assert (await calm.wait("question_results"))["distribution"]["correct"] == 2
+    for c in (host, flooder, calm):
+        await c.close()

@@ -120,7 +120,8 @@ class QuizServer:
         self._questions: dict[str, list[dict[str, Any]]] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._watchdog: asyncio.Task[None] | None = None
-        self._pending_counts: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
         self._register()
 
     # lifecycle
@@ -455,6 +456,7 @@ class QuizServer:
             namespace=NAMESPACE,
         )
         game = await self._game(pin)
+        self._emit_later("lobby", f"game:{pin}", {"players": game.player_count})
         return {"token": token, **await self.snapshot(game, no)}
 
     async def rejoin(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
@@ -483,7 +485,8 @@ class QuizServer:
         outcome = await self.store.answer(pin, no, index, kind, canonical)
         if outcome.status != "ok":
             raise _fail(outcome.status)
-        self._count_later(pin, outcome.answered, outcome.players)
+        counts = {"answered": outcome.answered, "players": outcome.players}
+        self._emit_later("answer_count", f"host:{pin}", counts)
         if outcome.answered >= outcome.players:
             await self.close_question(pin, index)
         return {
@@ -495,22 +498,23 @@ class QuizServer:
             "score": outcome.score,
         }
 
-    def _count_later(self, pin: str, answered: int, players: int) -> None:
-        """Coalesce answer counts for the host: at most one emit per 200 ms per worker."""
-        pending = self._pending_counts.get(pin)
-        if pending is not None:
-            pending["answered"] = max(pending["answered"], answered)
-            pending["players"] = players
+    def _emit_later(self, event: str, room: str, data: dict[str, Any]) -> None:
+        """Coalesce frequent updates: at most one emit per 200 ms per room and worker."""
+        key = f"{event}|{room}"
+        if key in self._pending:
+            self._pending[key] = data
             return
-        self._pending_counts[pin] = {"answered": answered, "players": players}
+        self._pending[key] = data
 
         async def flush() -> None:
             await asyncio.sleep(0.2)
-            counts = self._pending_counts.pop(pin, None)
-            if counts is not None:
-                await self.sio.emit("answer_count", counts, room=f"host:{pin}", namespace=NAMESPACE)
+            latest = self._pending.pop(key, None)
+            if latest is not None:
+                await self.sio.emit(event, latest, room=room, namespace=NAMESPACE)
 
-        asyncio.get_running_loop().create_task(flush())
+        task = asyncio.get_running_loop().create_task(flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
 
     async def chat(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         if conn.pin is None:
