@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.fixtures.app import make_settings
 from tests.fixtures.redis_server import RedisServer, redis_server  # noqa: F401
 from tests.fixtures.services import REDIS_URL, require
 from townhall.core.db import commit
+from townhall.core.platform import build_platform
 from townhall.core.pubsub import (
     MemoryPubSub,
     Message,
@@ -24,6 +27,7 @@ from townhall.core.pubsub import (
     Subscription,
     publish_after_commit,
 )
+from townhall.core.system import readiness
 
 BACKENDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
@@ -303,3 +307,33 @@ class SubscribeMany:
     async def __aexit__(self, *exc: object) -> None:
         for cm in reversed(self._cms):
             await cm.__aexit__(None, None, None)
+
+
+@pytest.mark.redis
+async def test_messages_cross_between_two_processes_through_redis(ns: str) -> None:
+    require("Redis", REDIS_URL, 6379)
+    publisher, subscriber = RedisPubSub(REDIS_URL), RedisPubSub(REDIS_URL)
+    try:
+        async with subscriber.subscribe(f"{ns}:quiz:*") as sub:
+            for i in range(50):
+                await publisher.publish(f"{ns}:quiz:room{i % 3}", {"i": i})
+            got = await take(sub, 50)
+        assert [m.data["i"] for m in got] == list(range(50))
+    finally:
+        await publisher.close()
+        await subscriber.close()
+
+
+@pytest.mark.redis
+async def test_platform_uses_redis_when_configured(
+    tmp_path: Path, sqlite_database_url: str, ns: str
+) -> None:
+    require("Redis", REDIS_URL, 6379)
+    settings = make_settings(tmp_path, database_url=sqlite_database_url, redis_url=REDIS_URL)
+    async with build_platform(settings) as platform:
+        assert isinstance(platform.pubsub, RedisPubSub)
+        assert platform.redis is not None
+        assert platform.redis is platform.pubsub.client  # one pool for PUBLISH and apps
+        assert await platform.redis.set(f"{ns}:nx", "1", nx=True, ex=10)
+        assert not await platform.redis.set(f"{ns}:nx", "2", nx=True, ex=10)
+        assert (await readiness(platform))["pubsub"] == "ok"
