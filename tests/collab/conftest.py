@@ -14,6 +14,7 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from tests.fixtures.app import make_settings
+from tests.fixtures.database import empty_tables
 from tests.fixtures.services import REDIS_URL, free_port, require
 
 from townhall.core.config import Settings
@@ -68,13 +69,14 @@ def redis_settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def redis_app(redis_settings: Settings) -> AsyncIterator[FastAPI]:
+async def redis_app(redis_settings: Settings, database_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(redis_settings)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
         redis = application.state.collab.redis
         async for key in redis.scan_iter(match=f"{redis_settings.collab_key_prefix}*"):
             await redis.delete(key)
+    await empty_tables(database_url)
 
 
 @pytest.fixture

@@ -83,6 +83,9 @@ class FlushReport:
 class CollabStore:
     """Reads and writes documents through the write-back buffer."""
 
+    # A flusher that dies holding a document's lock blocks that document this long.
+    lock_ttl_ms = LOCK_TTL_MS
+
     def __init__(self, db: Database, settings: Settings, buffer: RedisBuffer | DatabaseBuffer):
         self.db = db
         self.settings = settings
@@ -164,7 +167,7 @@ class CollabStore:
                 changed = await self._write(session, service, doc_id, batch.updates)
                 await self.buffer.remove_batch(session, service, doc_id, batch)
             return len(batch.updates), changed
-        token = await self.buffer.lock(service, doc_id, LOCK_TTL_MS)
+        token = await self.buffer.lock(service, doc_id, self.lock_ttl_ms)
         if token is None:
             return None
         try:

@@ -1,0 +1,316 @@
+"""y-websocket rooms and the y-webrtc signaling relay over real sockets (uvicorn + websockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pycrdt
+import pytest
+import websockets
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+from tests.collab.helpers import text_of, text_update
+from tests.fixtures.app import signup
+from websockets.exceptions import ConnectionClosed
+
+from townhall.collab import protocol as yp
+from townhall.collab.hooks import Role, ServiceHooks, register_service, unregister_service
+from townhall.core.deps import Principal
+
+ROLES: dict[str, Role] = {}
+
+
+async def _authorize(
+    principal: Principal | None, service: str, doc_id: str, session: AsyncSession
+) -> Role | None:
+    return ROLES.get(principal.user.email) if principal is not None else None
+
+
+@pytest.fixture(autouse=True)
+def acl() -> Iterator[None]:
+    register_service(ServiceHooks("wsacl", _authorize, roots={"text": pycrdt.Text}))
+    yield
+    unregister_service("wsacl")
+    ROLES.clear()
+
+
+class YClient:
+    """A minimal y-websocket client: a pycrdt Doc synced over one socket."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
+        self.awareness: list[yp.AwarenessEntry] = []
+
+    async def handshake(self) -> None:
+        await self.ws.send(yp.sync_step1(self.doc.get_state()))
+        await self.pump_until(lambda: self.synced)
+
+    synced = False
+
+    async def handle(self, frame: bytes) -> None:
+        message = yp.decode_message(frame)
+        if message.kind == yp.MESSAGE_SYNC:
+            if message.sync_type is yp.SyncType.STEP1:
+                await self.ws.send(yp.sync_step2(self.doc.get_update(message.payload)))
+            else:
+                self.doc.apply_update(message.payload)
+                if message.sync_type is yp.SyncType.STEP2:
+                    self.synced = True
+        elif message.kind == yp.MESSAGE_AWARENESS:
+            self.awareness.extend(yp.decode_awareness(message.payload))
+
+    async def pump_until(self, done: Any, timeout: float = 5.0) -> None:
+        async def loop() -> None:
+            while not done():
+                await self.handle(await self.ws.recv())
+
+        await asyncio.wait_for(loop(), timeout)
+
+    async def edit(self, text: str) -> None:
+        await self.ws.send(yp.sync_update(text_update(text, doc=self.doc)))
+
+    @property
+    def text(self) -> str:
+        return str(self.doc.get("text", type=pycrdt.Text))
+
+
+async def test_two_y_websocket_clients_converge_and_the_server_stores(
+    client: httpx.AsyncClient, app: FastAPI, live: str, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    url = f"ws://{live}/collab/ws/demo/{doc_id}?token={user['access_token']}"
+    async with websockets.connect(url) as ws1, websockets.connect(url) as ws2:
+        a, b = YClient(ws1), YClient(ws2)
+        await a.handshake()
+        await b.handshake()
+        await a.edit("hello ")
+        await b.pump_until(lambda: b.text == "hello ")
+        await b.edit("world")
+        await a.pump_until(lambda: a.text == "hello world")
+        # Awareness is relayed to the other peer.
+        entry = yp.AwarenessEntry(a.doc.client_id, 1, {"user": "ann"})
+        await ws1.send(yp.awareness_message(yp.encode_awareness([entry])))
+        await b.pump_until(lambda: any(e.client_id == a.doc.client_id for e in b.awareness))
+    # The room unloaded when empty and stored its changes in the buffer.
+    engine = app.state.collab
+    for _ in range(100):
+        if engine.rooms.get("demo", doc_id) is None:
+            break
+        await asyncio.sleep(0.05)
+    assert engine.rooms.get("demo", doc_id) is None
+    await engine.flush()
+    state = await client.get(f"/api/v1/collab/demo/{doc_id}/state", headers=user["headers"])
+    import base64
+
+    assert text_of(base64.b64decode(state.json()["state"])) == "hello world"
+
+
+async def test_room_loads_buffered_and_stored_state(
+    client: httpx.AsyncClient, app: FastAPI, live: str, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    for word in ("stored ", "buffered"):
+        response = await client.post(
+            f"/api/v1/collab/demo/save?id={doc_id}",
+            content=text_update(word, doc=doc),
+            headers=user["headers"],
+        )
+        assert response.status_code == 200
+        if word == "stored ":
+            await app.state.collab.flush()
+    url = f"ws://{live}/collab/ws/demo/{doc_id}?token={user['access_token']}"
+    async with websockets.connect(url) as ws:
+        c = YClient(ws)
+        await c.handshake()
+        assert c.text == "stored buffered"
+
+
+async def test_viewers_receive_but_their_updates_are_dropped(
+    client: httpx.AsyncClient, live: str, doc_id: str
+) -> None:
+    editor = await signup(client, "ed@example.com")
+    viewer = await signup(client, "vi@example.com")
+    ROLES.update({"ed@example.com": "editor", "vi@example.com": "viewer"})
+    base = f"ws://{live}/collab/ws/wsacl/{doc_id}?token="
+    async with (
+        websockets.connect(base + editor["access_token"]) as ws1,
+        websockets.connect(base + viewer["access_token"]) as ws2,
+    ):
+        e, v = YClient(ws1), YClient(ws2)
+        await e.handshake()
+        await v.handshake()
+        await v.edit("vandal")
+        await e.edit("legit")
+        await v.pump_until(lambda: "legit" in v.text)
+        with pytest.raises(TimeoutError):
+            await e.pump_until(lambda: "vandal" in e.text, timeout=0.5)
+    async with websockets.connect(base + editor["access_token"]) as ws3:
+        fresh = YClient(ws3)
+        await fresh.handshake()
+        assert fresh.text == "legit"
+
+
+async def test_sync_socket_refuses_anonymous_strangers_and_bad_tokens(
+    client: httpx.AsyncClient, live: str, doc_id: str
+) -> None:
+    stranger = await signup(client, "st@example.com")
+    cases = [
+        (f"ws://{live}/collab/ws/wsacl/{doc_id}", 4401),
+        (f"ws://{live}/collab/ws/wsacl/{doc_id}?token={stranger['access_token']}", 4403),
+        (f"ws://{live}/collab/ws/wsacl/{doc_id}?token=not-a-token", 4401),
+        (f"ws://{live}/collab/ws/nope/{doc_id}?token={stranger['access_token']}", 4403),
+    ]
+    for url, code in cases:
+        async with websockets.connect(url) as ws:
+            with pytest.raises(ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert info.value.rcvd is not None
+            assert info.value.rcvd.code == code
+
+
+async def test_garbage_frames_close_the_socket_without_harming_the_room(
+    client: httpx.AsyncClient, live: str, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    url = f"ws://{live}/collab/ws/demo/{doc_id}?token={user['access_token']}"
+    async with websockets.connect(url) as good:
+        g = YClient(good)
+        await g.handshake()
+        for frame in (b"\x07", bytes([0, 2, 50, 1]), yp.sync_update(b"garbage")):
+            async with websockets.connect(url) as bad:
+                await bad.send(frame)
+                assert (await _until_closed(bad)).code == 1008
+        await g.edit("still fine")
+        async with websockets.connect(url) as again:
+            c = YClient(again)
+            await c.handshake()
+            assert c.text == "still fine"
+
+
+# Signaling.
+
+
+async def _until_closed(ws: Any) -> Any:
+    """Read until the server closes; returns the close frame it sent."""
+    with pytest.raises(ConnectionClosed) as info:  # noqa: PT012
+        while True:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert info.value.rcvd is not None
+    return info.value.rcvd
+
+
+async def _recv_json(ws: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def loop() -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads(await ws.recv())
+            if message.get("type") == kind:
+                return message
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+async def test_signaling_relays_verbatim_to_every_subscriber_including_sender(
+    client: httpx.AsyncClient, live: str, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    url = f"ws://{live}/collab/signaling?token={user['access_token']}"
+    topic = f"townhall:demo:{doc_id}"
+    async with websockets.connect(url) as a, websockets.connect(url) as b:
+        await a.send(json.dumps({"type": "ping"}))
+        assert await _recv_json(a, "pong") == {"type": "pong"}
+        for ws in (a, b):
+            await ws.send(json.dumps({"type": "subscribe", "topics": [topic, 42]}))
+        await a.send(json.dumps({"type": "ping"}))
+        await _recv_json(a, "pong")  # subscribe processed
+        await b.send(json.dumps({"type": "ping"}))
+        await _recv_json(b, "pong")
+        data = {"type": "announce", "from": "peer-a"}
+        await a.send(json.dumps({"type": "publish", "topic": topic, "data": data}))
+        for ws in (a, b):
+            got = await _recv_json(ws, "publish")
+            assert got == {"type": "publish", "topic": topic, "data": data, "clients": 2}
+        await b.send(json.dumps({"type": "unsubscribe", "topics": [topic]}))
+        await b.send(json.dumps({"type": "ping"}))
+        await _recv_json(b, "pong")
+        await a.send(json.dumps({"type": "publish", "topic": topic, "data": {"n": 2}}))
+        assert (await _recv_json(a, "publish"))["clients"] == 1
+        with pytest.raises(TimeoutError):
+            await _recv_json(b, "publish", timeout=0.3)
+
+
+async def test_signaling_topics_need_read_access(
+    client: httpx.AsyncClient, live: str, doc_id: str
+) -> None:
+    reader = await signup(client, "rd@example.com")
+    stranger = await signup(client, "st@example.com")
+    ROLES["rd@example.com"] = "viewer"
+    topic = f"townhall:wsacl:{doc_id}"
+    base = f"ws://{live}/collab/signaling"
+    async with (
+        websockets.connect(f"{base}?token={reader['access_token']}") as ok,
+        websockets.connect(f"{base}?token={stranger['access_token']}") as intruder,
+        websockets.connect(base) as anonymous,
+    ):
+        await ok.send(json.dumps({"type": "subscribe", "topics": [topic]}))
+        for ws in (intruder, anonymous):
+            await ws.send(json.dumps({"type": "subscribe", "topics": [topic, "room-a"]}))
+            first = await _recv_json(ws, "error")
+            second = await _recv_json(ws, "error")
+            assert {first["topic"], second["topic"]} == {topic, "room-a"}
+            # Publishing to a topic it could not join reaches nobody.
+            await ws.send(json.dumps({"type": "publish", "topic": topic, "data": "x"}))
+        await ok.send(json.dumps({"type": "publish", "topic": topic, "data": "hello"}))
+        got = await _recv_json(ok, "publish")
+        assert (got["data"], got["clients"]) == ("hello", 1)
+        for ws in (intruder, anonymous):
+            with pytest.raises(TimeoutError):
+                await _recv_json(ws, "publish", timeout=0.3)
+
+
+async def test_signaling_auth_by_first_message_and_bad_token(
+    client: httpx.AsyncClient, live: str, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    base = f"ws://{live}/collab/signaling"
+    async with websockets.connect(base) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": user["access_token"]}))
+        assert (await _recv_json(ws, "authenticated"))["anonymous"] is False
+        topic = f"townhall:demo:{doc_id}"
+        await ws.send(json.dumps({"type": "subscribe", "topics": [topic]}))
+        await ws.send(json.dumps({"type": "publish", "topic": topic, "data": 1}))
+        assert (await _recv_json(ws, "publish"))["data"] == 1
+    async with websockets.connect(base) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": "forged"}))
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 4401
+
+
+async def test_signaling_limits_topics_size_and_rate(
+    client: httpx.AsyncClient, app: FastAPI, live: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    settings = app.state.collab.settings
+    url = f"ws://{live}/collab/signaling?token={user['access_token']}"
+    too_many = [f"townhall:demo:t{i}" for i in range(settings.collab_signaling_max_topics + 2)]
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "topics": too_many}))
+        error = await _recv_json(ws, "error")
+        assert error["reason"] == "too many topics"
+    async with websockets.connect(url, max_size=None) as ws:
+        big = "x" * (settings.collab_signaling_max_message_bytes + 1)
+        await ws.send(json.dumps({"type": "publish", "topic": "t", "data": big}))
+        assert (await _until_closed(ws)).code == 1009
+    async with websockets.connect(url) as ws:
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(settings.collab_signaling_messages_per_second * 10):
+                await ws.send(json.dumps({"type": "ping"}))
+        assert (await _until_closed(ws)).code == 1008
