@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townhall.core.auth.models import User
@@ -23,6 +23,11 @@ from townhall.sync.models import (
     SyncSnapshot,
     SyncStream,
 )
+
+# Core tables for the hot write path (the ORM unit of work adds nothing there but overhead).
+DOCS = cast(Table, SyncDocument.__table__)
+STREAMS = cast(Table, SyncStream.__table__)
+EVENTS = cast(Table, SyncEvent.__table__)
 
 
 class SyncRepository:
@@ -100,16 +105,14 @@ class SyncRepository:
 
     async def get_document(
         self, collection_id: uuid.UUID, doc_id: str, *, lock: bool = False
-    ) -> SyncDocument | None:
-        query = select(SyncDocument).where(
-            SyncDocument.collection_id == collection_id, SyncDocument.id == doc_id
-        )
+    ) -> Row[Any] | None:
+        """The current row (Core, not ORM: always fresh and cheap on the hot path)."""
+        docs = DOCS
+        query = select(docs).where(docs.c.collection_id == collection_id, docs.c.id == doc_id)
         if lock:
             query = query.with_for_update()
-        # Always fresh: a retry must see the version another writer just committed.
-        query = query.execution_options(populate_existing=True)
         result = await self.session.execute(query)
-        return result.scalar_one_or_none()
+        return result.one_or_none()
 
     async def list_documents(
         self, collection_id: uuid.UUID, *, after: str | None, limit: int, include_deleted: bool
@@ -162,15 +165,15 @@ class SyncRepository:
         now: datetime,
     ) -> bool:
         """Compare-and-set on the version; False when another writer got there first."""
+        docs = DOCS
         result: CursorResult[Any] = await self.session.execute(  # type: ignore[assignment]
-            update(SyncDocument)
+            update(docs)
             .where(
-                SyncDocument.collection_id == collection_id,
-                SyncDocument.id == doc_id,
-                SyncDocument.version == expected_version,
+                docs.c.collection_id == collection_id,
+                docs.c.id == doc_id,
+                docs.c.version == expected_version,
             )
             .values(version=expected_version + 1, data=data, deleted=deleted, updated_at=now)
-            .execution_options(synchronize_session=False)
         )
         return result.rowcount == 1
 
@@ -178,11 +181,12 @@ class SyncRepository:
 
     async def next_seq(self, stream: uuid.UUID) -> int:
         """Allocate the stream's next seq inside the transaction (row-locks the counter)."""
+        streams = STREAMS
         result = await self.session.execute(
-            update(SyncStream)
-            .where(SyncStream.stream == stream)
-            .values(seq=SyncStream.seq + 1)
-            .returning(SyncStream.seq)
+            update(streams)
+            .where(streams.c.stream == stream)
+            .values(seq=streams.c.seq + 1)
+            .returning(streams.c.seq)
         )
         return int(result.scalar_one())
 
@@ -203,7 +207,7 @@ class SyncRepository:
         return int(result.scalar_one_or_none() or 0)
 
     async def add_event(self, values: dict[str, Any]) -> None:
-        await self.session.execute(insert(SyncEvent).values(**values))
+        await self.session.execute(insert(EVENTS).values(**values))
 
     async def events_after(self, stream: uuid.UUID, after: int, limit: int) -> Sequence[SyncEvent]:
         result = await self.session.execute(

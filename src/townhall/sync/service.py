@@ -25,7 +25,7 @@ from townhall.core.errors import (
     PayloadTooLarge,
     Unprocessable,
 )
-from townhall.sync.models import SyncCollection, SyncDocument, SyncSnapshot
+from townhall.sync.models import SyncCollection, SyncSnapshot
 from townhall.sync.patching import (
     Edit,
     InvalidJSON,
@@ -76,10 +76,6 @@ class DocView:
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, doc: SyncDocument) -> DocView:
-        return cls(doc.id, doc.version, doc.data, doc.deleted, doc.created_at, doc.updated_at)
-
 
 @dataclass(frozen=True)
 class WriteResult:
@@ -127,7 +123,7 @@ def event_dict(event: Any, slug: str) -> dict[str, Any]:
     }
 
 
-def document_dict(doc: SyncDocument | DocView, slug: str) -> dict[str, Any]:
+def document_dict(doc: Any, slug: str) -> dict[str, Any]:
     return {
         "collection": slug,
         "id": doc.id,
@@ -149,6 +145,8 @@ class SyncService:
         self.settings = settings
         self.pubsub = pubsub
         self.repo = SyncRepository(session)
+        # Access checks are remembered for this unit of work (one transaction).
+        self._access: dict[tuple[uuid.UUID | None, str], Access] = {}
 
     # Collections, members, access.
 
@@ -167,6 +165,17 @@ class SyncService:
 
     async def access(self, principal: Principal | None, slug: str, need: Role = "read") -> Access:
         """The collection if `principal` may `need` it; non-members get 404 (no existence leak)."""
+        key = (principal.id if principal is not None else None, slug)
+        known = self._access.get(key)
+        if known is None:
+            known = self._access[key] = await self._load_access(principal, slug)
+        if _RANK[known.role] < _RANK[need]:
+            raise Forbidden(
+                f"{need} access to collection {slug!r} is needed; you have {known.role}"
+            )
+        return known
+
+    async def _load_access(self, principal: Principal | None, slug: str) -> Access:
         collection = await self.repo.collection_by_slug(slug)
         if collection is None:
             raise NotFound(f"collection {slug!r} not found")
@@ -180,8 +189,6 @@ class SyncService:
             role = member if member in ("read", "write") else None  # type: ignore[assignment]
         if role is None:
             raise NotFound(f"collection {slug!r} not found")
-        if _RANK[role] < _RANK[need]:
-            raise Forbidden(f"{need} access to collection {slug!r} is needed; you have {role}")
         return Access(collection, role)
 
     async def set_member(
@@ -205,9 +212,7 @@ class SyncService:
 
     # Documents.
 
-    async def get_document(
-        self, principal: Principal | None, slug: str, doc_id: str
-    ) -> SyncDocument:
+    async def get_document(self, principal: Principal | None, slug: str, doc_id: str) -> Any:
         access = await self.access(principal, slug, "read")
         doc = await self.repo.get_document(access.collection.id, doc_id)
         if doc is None or doc.deleted:
@@ -410,6 +415,10 @@ class SyncService:
         after_commit(session, hook)
 
     async def _backoff(self, attempt: int) -> None:
+        if not self.repo.is_postgres:
+            # SQLite: the failed UPDATE already took the database write lock, so the retry
+            # cannot lose again; sleeping would only hold that lock longer.
+            return
         base = self.settings.sync_retry_base_seconds * (2 ** (attempt - 1))
         delay = min(self.settings.sync_retry_max_seconds, base)
         await asyncio.sleep(random.uniform(0, delay))  # full jitter spreads the retriers
