@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -554,6 +555,14 @@ class LinkService:
             try:
                 async with self.session.begin_nested():
                     result = await self._apply_change(user_id, index, change)
+            except ValidationError as exc:
+                result = ChangeResult(
+                    index=index,
+                    client_id=change.client_id,
+                    link_id=change.link_id,
+                    status="error",
+                    error="; ".join(str(e["msg"]) for e in exc.errors())[:500],
+                )
             except (Unprocessable, BadRequest, NotFound) as exc:
                 result = ChangeResult(
                     index=index,
@@ -585,6 +594,12 @@ class LinkService:
                 status="duplicate" if duplicate else "success",
                 new_version=created.version,
             )
+        values: dict[str, Any] = dict(change.fields or {})
+        if change.type == "note_update":
+            values = {"note": change.content or ""}
+        unknown = set(values) - {"title", "note", "is_read", "is_archived", "is_favorite"}
+        if unknown:
+            raise Unprocessable(f"fields cannot be changed offline: {', '.join(sorted(unknown))}")
         if change.link_id is None:
             raise Unprocessable(f"a {change.type} change needs a link_id")
         link = await self.repo.get(change.link_id, user_id=user_id, with_deleted=True)
@@ -613,14 +628,6 @@ class LinkService:
                 link.deleted_at = utcnow()
                 self._edited(link)
         else:
-            values: dict[str, Any] = dict(change.fields or {})
-            if change.type == "note_update":
-                values = {"note": change.content or ""}
-            unknown = set(values) - {"title", "note", "is_read", "is_archived", "is_favorite"}
-            if unknown:
-                raise Unprocessable(
-                    f"fields cannot be changed offline: {', '.join(sorted(unknown))}"
-                )
             update = LinkUpdate.model_validate({**values, "tags": change.tags})
             self._apply(link, update.model_dump(exclude_unset=True, exclude={"tags", "version"}))
             if change.tags is not None or change.type == "tags_update":
