@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.fixtures.app import make_settings
@@ -47,6 +48,16 @@ class TestHealth:
         assert body["checks"]["database"].startswith("error:")
         assert body["checks"]["cache"] == "ok"
 
+    async def test_every_dead_backend_is_named(self, tmp_path: Path) -> None:
+        """Two dead backends: one answer names both."""
+        response = await _ready_of(
+            tmp_path,
+            database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x",
+            redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        )
+        assert response.status_code == 503
+        assert {"database", "cache"} <= set(response.json()["failed"])
+
     async def test_readyz_names_a_dead_redis(
         self, tmp_path: Path, sqlite_database_url: str
     ) -> None:
@@ -77,6 +88,18 @@ class TestRequestId:
     async def test_oversized_incoming_id_is_cut(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/healthz", headers={"X-Request-ID": "a" * 500})
         assert response.headers["x-request-id"] == "a" * 64
+
+    async def test_log_lines_carry_it(
+        self, tmp_path: Path, sqlite_database_url: str, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        settings = make_settings(tmp_path, database_url=sqlite_database_url, log_level="INFO")
+        app = create_app(settings)
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                await c.get("/healthz", headers={"X-Request-ID": "trace-log-42"})
+        lines = [line for line in capfd.readouterr().err.splitlines() if "trace-log-42" in line]
+        assert any("path=/healthz" in line and "status=200" in line for line in lines), lines
 
     async def test_error_responses_carry_it_too(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/api/v1/auth/login", json={})

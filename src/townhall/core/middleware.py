@@ -63,6 +63,14 @@ class RequestContextMiddleware:
                 if status >= 500:
                     HTTP_ERRORS.labels(route).inc()
                     log.error("request failed", path=scope.get("path"), status=status)
+                else:
+                    log.info(
+                        "request",
+                        method=method,
+                        path=scope.get("path"),
+                        status=status,
+                        ms=round(elapsed * 1000, 1),
+                    )
             structlog.contextvars.unbind_contextvars("request_id")
 
 
