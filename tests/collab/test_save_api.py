@@ -284,3 +284,24 @@ async def test_versions_bounded_view_and_restore(
 async def test_flush_endpoint_needs_admin(client: httpx.AsyncClient) -> None:
     user = await signup(client, "ann@example.com")
     assert (await client.post("/api/v1/collab/flush", headers=user["headers"])).status_code == 403
+
+
+async def test_collab_flush_cron_job_writes_the_buffer(
+    client: httpx.AsyncClient, app: FastAPI, doc_id: str
+) -> None:
+    from townhall.collab import tasks
+    from townhall.core.jobs import JobContext
+    from townhall.core.jobs.registry import TASKS
+
+    assert TASKS["collab.flush"].cron == "* * * * *"
+    user = await signup(client, "ann@example.com")
+    response = await client.post(
+        f"/api/v1/collab/demo/save?id={doc_id}",
+        content=text_update("cron"),
+        headers=user["headers"],
+    )
+    assert response.status_code == 200
+    platform = app.state.platform
+    await tasks.flush(JobContext(platform, "collab.flush", "job-1", "default", 1, 1))
+    versions = await client.get(f"/api/v1/collab/demo/{doc_id}/versions", headers=user["headers"])
+    assert len(versions.json()) == 1

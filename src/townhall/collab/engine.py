@@ -21,6 +21,16 @@ from townhall.core.platform import Platform
 log = structlog.get_logger(__name__)
 
 
+def build_store(platform: Platform) -> CollabStore:
+    """The document store on the platform's Redis (buffer) or, embedded, the database."""
+    buffer: RedisBuffer | DatabaseBuffer = (
+        RedisBuffer(platform.redis, platform.settings.collab_key_prefix)
+        if platform.redis is not None
+        else DatabaseBuffer()
+    )
+    return CollabStore(platform.db, platform.settings, buffer)
+
+
 class CollabEngine:
     """Everything collab keeps per process."""
 
@@ -29,12 +39,7 @@ class CollabEngine:
         self.settings = platform.settings
         # The platform's shared client (set when TOWNHALL_REDIS_URL is); None = embedded mode.
         self.redis = platform.redis
-        buffer: RedisBuffer | DatabaseBuffer = (
-            RedisBuffer(self.redis, self.settings.collab_key_prefix)
-            if self.redis is not None
-            else DatabaseBuffer()
-        )
-        self.store = CollabStore(platform.db, self.settings, buffer)
+        self.store = build_store(platform)
         pubsub = getattr(platform, "pubsub", None)
         self.rooms = RoomManager(self.store, pubsub)
         self.signaling = SignalingHub(pubsub)

@@ -18,4 +18,5 @@ def module() -> AppModule:
         seed="000",
         routers=(endpoints.router, realtime.router),
         install=install,
+        task_modules=("townhall.collab.tasks",),
     )

@@ -129,7 +129,8 @@ class Settings(BaseSettings):
     collab_key_prefix: str = ""  # prepended to every collab Redis key (tests isolate with it)
     collab_max_update_bytes: int = 1024 * 1024
     collab_max_document_bytes: int = 8 * 1024 * 1024
-    collab_flush_seconds: float = 60.0  # in-process flusher period; 0 disables it
+    # The collab.flush cron job runs every minute; this adds a faster in-process loop (0 = off).
+    collab_flush_seconds: float = 0.0
     collab_versions_kept: int = 50
     collab_store_debounce_seconds: float = 2.0
     collab_store_max_debounce_seconds: float = 10.0
