@@ -31,6 +31,7 @@ from townhall.core.realtime import (
     CLOSE_RESYNC,
     CLOSE_SERVICE_RESTART,
     CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
     Connection,
     Connections,
@@ -211,6 +212,23 @@ async def test_a_pubsub_gap_closes_for_resync_unless_handled() -> None:
     await conn_handled.close()
     await asyncio.gather(*runners)
     await pubsub.close()
+
+
+async def test_pubsub_shutdown_or_outage_closes_the_socket_with_a_retry_code() -> None:
+    pubsub = MemoryPubSub()
+    live, refused = Peer(), Peer()
+    conn_live = Connection(await accepted(live), heartbeat=None)
+    runner = asyncio.create_task(conn_live.run())
+    assert await conn_live.subscribe(pubsub, "t:shutdown") is True
+    await pubsub.close()  # the backend goes away under a live relay
+    assert (await live.wait_closed())["code"] == CLOSE_SERVICE_RESTART
+    await runner
+
+    conn_refused = Connection(await accepted(refused), heartbeat=None)
+    assert await conn_refused.subscribe(pubsub, "t:shutdown") is False  # cannot subscribe
+    close = await refused.wait_closed()
+    assert (close["code"], close["reason"]) == (CLOSE_TRY_AGAIN, "try again later")
+    await conn_refused.run()  # returns at once: already closed
 
 
 async def test_drain_closes_every_connection_with_service_restart() -> None:

@@ -16,7 +16,9 @@ from townhall.core.realtime.registry import (
     CLOSE_INTERNAL,
     CLOSE_NORMAL,
     CLOSE_RESYNC,
+    CLOSE_SERVICE_RESTART,
     CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
     Connections,
 )
 
@@ -136,20 +138,23 @@ class Connection:
         *channels: str,
         transform: Transform | None = None,
         on_gap: Callable[[], Awaitable[None]] | None = None,
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[bool]:
         """Relay messages of these channels/patterns to this socket until it closes.
 
         `transform` maps a Message to what is sent (None skips it); the default sends
         `{"channel": ..., "data": ...}`. A gap closes with 4408 "resync" unless `on_gap`
-        handles it (e.g. by sending a fresh snapshot). The returned future resolves once the
-        subscription is live (or fails with the subscribe error).
+        handles it (e.g. by sending a fresh snapshot). The returned future becomes True once
+        the subscription is live, False if the socket closed first or pub/sub was unavailable
+        (then the socket is closed with 1013 "try again later").
         """
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         async def relay() -> None:
+            live = False
             try:
                 async with pubsub.subscribe(*channels) as sub:
-                    ready.set_result(None)
+                    live = True
+                    ready.set_result(True)
                     async for msg in sub:
                         if msg.gap:
                             if on_gap is not None:
@@ -164,12 +169,17 @@ class Connection:
                         )
                         if out is not None and not self.send_nowait(out):
                             return
+                # The backend closed (process shutdown): send the client elsewhere.
+                await self.close(CLOSE_SERVICE_RESTART, "service restart")
             except Exception as exc:
+                log.warning("pub/sub relay failed", error=str(exc), live=live)
+                if live:
+                    await self.close(CLOSE_RESYNC, "resync")
+                else:
+                    await self.close(CLOSE_TRY_AGAIN, "try again later")
+            finally:
                 if not ready.done():
-                    ready.set_exception(exc)
-                    return
-                log.warning("pub/sub relay failed; closing for resync", error=str(exc))
-                await self.close(CLOSE_RESYNC, "resync")
+                    ready.set_result(False)
 
         self._spawn(relay())
         return ready
@@ -180,9 +190,10 @@ class Connection:
         *channels: str,
         transform: Transform | None = None,
         on_gap: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """forward() and wait until the subscription is live (then read state from the DB)."""
-        await self.forward(pubsub, *channels, transform=transform, on_gap=on_gap)
+    ) -> bool:
+        """forward() and wait until the subscription is live, so state read from the
+        database afterwards misses no announcement; False when the socket is closed instead."""
+        return await self.forward(pubsub, *channels, transform=transform, on_gap=on_gap)
 
     # -- lifecycle ----------------------------------------------------------------------
 
