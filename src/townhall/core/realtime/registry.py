@@ -70,16 +70,21 @@ class Connections:
         if not self._open:
             return
         log.info("draining real-time connections", open=len(self._open))
-        await asyncio.gather(
-            *(c.close(CLOSE_SERVICE_RESTART, "service restart") for c in list(self._open)),
-            return_exceptions=True,
-        )
+        closes = [
+            asyncio.ensure_future(c.close(CLOSE_SERVICE_RESTART, "service restart"))
+            for c in list(self._open)
+        ]
         try:
+            # Bounded as a whole: a peer that never takes its close frame cannot stall shutdown.
             await asyncio.wait_for(self._empty.wait(), timeout)
         except TimeoutError:
             log.warning("real-time connections still open after drain", open=len(self._open))
             for conn in list(self._open):
                 self.discard(conn)
+        finally:
+            for task in closes:
+                task.cancel()
+            await asyncio.gather(*closes, return_exceptions=True)
 
     def install_signal_drain(self) -> Callable[[], None]:
         """Start draining on SIGTERM/SIGINT, then call the previous handler; returns an undo.
