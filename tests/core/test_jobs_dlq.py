@@ -210,3 +210,18 @@ class TestCli:
         code, out = await cli("jobs", "dlq", "discard", letter)
         assert code == 1
         assert "already discarded" in out
+
+
+class TestObservability:
+    async def test_readiness_and_metrics_report_jobs(
+        self, client: httpx.AsyncClient, platform: Platform, tmp_path: Path
+    ) -> None:
+        ready = await client.get("/readyz")
+        assert ready.json()["checks"]["jobs"] == "ok"
+        log = str(tmp_path / "runs.jsonl")
+        await dead_letter_from_a_real_failure(platform, log)
+        metrics = (await client.get("/metrics")).text
+        for event in ("queued", "started", "retried", "dead"):
+            line = f'townhall_jobs_total{{event="{event}",task="testjobs.doomed"}}'
+            assert line in metrics, event
+        assert "townhall_jobs_running" in metrics
