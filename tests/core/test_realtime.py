@@ -507,6 +507,16 @@ async def test_websocket_authenticates_by_header_query_cookie_or_first_message(
             assert json.loads(await ws.recv()) == {"echo": "ping?"}
 
 
+async def test_a_revoked_session_cannot_open_a_websocket(
+    live_url: str, client: httpx.AsyncClient
+) -> None:
+    tokens = await signup(client, "revoked@example.com")
+    response = await client.post("/api/v1/auth/logout", headers=tokens["headers"])
+    assert response.status_code == 204
+    async with connect(f"{live_url}?token={tokens['access_token']}") as ws:
+        assert await closed_with(ws) == (CLOSE_UNAUTHORIZED, "session revoked")
+
+
 async def test_websocket_connections_drain_with_1012(
     live_url: str, client: httpx.AsyncClient, platform: Platform
 ) -> None:
