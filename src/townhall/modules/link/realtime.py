@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 
 from townhall.core.platform import Platform
+from townhall.core.realtime import Connection, WebSocketRefused, authenticate_websocket
 
 log = structlog.get_logger(__name__)
 
@@ -35,43 +34,18 @@ async def announce(
 
 @router.websocket("/api/v1/links/ws")
 async def links_feed(websocket: WebSocket) -> None:
-    """Status changes of the user's links as JSON messages; {"type": "resync"} after a gap."""
-    from townhall.core.auth.service import AuthService
-    from townhall.core.deps import authenticate, token_from
-    from townhall.core.errors import AppError
+    """Status changes of the user's links as JSON: {"type": "link.status", "id", "status"}.
 
+    After a pub/sub gap the socket closes with 4408 "resync": the page reloads its list.
+    """
     platform: Platform = websocket.app.state.platform
-    token = token_from(websocket, None)
     try:
-        if token is None:
-            raise AppError("authentication required", 401)
-        async with platform.db.session() as session:
-            principal = await authenticate(
-                AuthService(platform.settings, platform.cache), session, token
-            )
-    except AppError:
-        await websocket.close(code=4401, reason="authentication required")
+        principal = await authenticate_websocket(websocket, platform)
+    except WebSocketRefused:
         return
-    await websocket.accept()
-
-    async def forward() -> None:
-        async with platform.pubsub.subscribe(user_channel(principal.id)) as sub:
-            await websocket.send_json({"type": "ready"})
-            async for message in sub:
-                if message.gap:
-                    await websocket.send_json({"type": "resync"})
-                await websocket.send_json(message.data)
-
-    async def drain() -> None:
-        while True:  # the client only talks to say goodbye; this notices it leaving
-            await websocket.receive_text()
-
-    tasks = [asyncio.create_task(forward()), asyncio.create_task(drain())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close()
+    connection = Connection.for_platform(websocket, platform)
+    await connection.subscribe(
+        platform.pubsub, user_channel(principal.id), transform=lambda message: message.data
+    )
+    await connection.send({"type": "ready"})
+    await connection.run()
