@@ -6,11 +6,19 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.fixtures.app import signup
 from townhall.core.auth.tokens import issue_access_token
 from townhall.core.config import Settings
 from townhall.modules.registry import PLANNED
+
+
+@pytest.fixture(scope="session")
+def database_url(sqlite_database_url: str) -> str:
+    """Pages add no SQL of their own (the auth API tests run on both databases): SQLite only."""
+    return sqlite_database_url
+
 
 FORM = {"email": "web@example.com", "password": "password123", "display_name": "Web User"}
 
@@ -185,3 +193,27 @@ class TestLogoutForm:
         assert me.status_code == 401
         again = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh"]})
         assert again.status_code == 401
+
+
+class TestCrossSiteForms:
+    async def test_foreign_origin_cannot_log_you_in_or_out(self, client: httpx.AsyncClient) -> None:
+        await signup(client, "csrf@example.com")
+        login = {"email": "csrf@example.com", "password": "password123"}
+        for headers in (
+            {"Origin": "https://evil.example.com"},
+            {"Origin": "null"},
+            {"Sec-Fetch-Site": "cross-site"},
+        ):
+            refused = await client.post("/login", data=login, headers=headers)
+            assert refused.status_code == 403, headers
+            assert "set-cookie" not in refused.headers
+            assert (await client.post("/signup", data=FORM, headers=headers)).status_code == 403
+        ok = await client.post(
+            "/login",
+            data=login,
+            headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert ok.status_code == 303
+        forced = await client.post("/logout", headers={"Origin": "https://evil.example.com"})
+        assert forced.status_code == 403
+        assert (await client.get("/account")).status_code == 200

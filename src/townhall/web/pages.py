@@ -21,7 +21,7 @@ from townhall.core.deps import (
     SettingsDep,
     authenticate,
 )
-from townhall.core.errors import AppError, Unauthorized
+from townhall.core.errors import AppError, Forbidden, Unauthorized
 from townhall.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -63,6 +63,21 @@ async def page_principal(
 PageUser = Annotated[Principal | None, Depends(page_principal)]
 
 
+async def same_origin(request: Request, settings: SettingsDep) -> None:
+    """Refuse form posts sent by other sites (log-in CSRF, forced log-out)."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise Forbidden("cross-site form submission refused")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return  # not a browser, or one too old to say; SameSite cookies still apply
+    allowed = {settings.base_url.rstrip("/"), f"{request.url.scheme}://{request.url.netloc}"}
+    if origin.rstrip("/") not in allowed:
+        raise Forbidden("cross-site form submission refused")
+
+
+SameOrigin = [Depends(same_origin)]
+
+
 def _with_cookies(target: Response, source: Response) -> Response:
     """Copy cookies set on the dependency's response onto the returned one."""
     for key, value in source.headers.items():
@@ -99,7 +114,7 @@ async def login_page(request: Request, settings: SettingsDep, next: str = "/") -
     )
 
 
-@router.post("/login", response_class=HTMLResponse)
+@router.post("/login", response_class=HTMLResponse, dependencies=SameOrigin)
 async def login_submit(
     request: Request,
     session: DbSession,
@@ -126,7 +141,7 @@ async def signup_page(request: Request, settings: SettingsDep) -> Response:
     return render(request, "signup.html", providers=oauth.configured_providers(settings))
 
 
-@router.post("/signup", response_class=HTMLResponse)
+@router.post("/signup", response_class=HTMLResponse, dependencies=SameOrigin)
 async def signup_submit(
     request: Request,
     session: DbSession,
@@ -162,7 +177,7 @@ async def signup_submit(
     return redirect
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=SameOrigin)
 async def logout_submit(principal: PageUser, session: DbSession, auth: Auth) -> Response:
     if principal is not None:
         await auth.logout(session, principal.user.id, principal.family_id)
