@@ -96,7 +96,7 @@ class World:
         body: dict[str, Any] = r.json()
         return body
 
-    async def wait_analyzed(self, report_id: str, who: str = "admin") -> dict[str, Any]:
+    async def wait_analyzed(self, report_id: str, who: str = "alice") -> dict[str, Any]:
         for _ in range(300):
             r = await self.client.get(f"/api/v1/reports/{report_id}", headers=self.h(who))
             body: dict[str, Any] = r.json()

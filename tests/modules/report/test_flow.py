@@ -56,7 +56,7 @@ async def test_report_lifecycle_with_live_notifications_to_the_right_users(
         assert report["routing"] == "pending"
         note = await wait_for(sockets["roads_officer"], "report.routed")
         assert note["report_id"] == report["id"]
-        analysed = await world.wait_analyzed(report["id"])
+        analysed = await world.wait_analyzed(report["id"], "admin")
         assert analysed["routing"] == "routed"
         assert analysed["department_id"] == world.dept["roads"]
         assert analysed["category"] == "pothole"
@@ -139,7 +139,7 @@ async def test_ws_refuses_without_a_token(app: FastAPI) -> None:
 
 async def test_low_confidence_goes_to_triage_and_override_is_audited(world: World) -> None:
     report = await world.file("alice", title="Something odd", description="Not sure what this is.")
-    analysed = await world.wait_analyzed(report["id"])
+    analysed = await world.wait_analyzed(report["id"], "admin")
     assert analysed["routing"] == "triage"
     assert analysed["department_id"] is None
     r = await world.client.get("/api/v1/reports?queue=triage", headers=world.h("admin"))

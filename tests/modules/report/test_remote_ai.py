@@ -80,7 +80,7 @@ async def test_remote_providers_classify_route_and_blur(
     report = await world.file(
         "alice", title="Lamp", description="dark", photos=[("p.jpg", img.getvalue(), "image/jpeg")]
     )
-    analysed = await world.wait_analyzed(report["id"])
+    analysed = await world.wait_analyzed(report["id"], "admin")
     a = analysed["analysis"]
     assert a["text_model"] == {"provider": "openai", "model": "fake-model", "offline": False}
     assert a["vision_model"]["provider"] == "roboflow"

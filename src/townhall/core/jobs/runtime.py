@@ -106,6 +106,7 @@ class Jobs:
         self._producer: AsyncBroker | None = None
         self._in_process: asyncio.Task[None] | None = None
         self._stop_in_process = asyncio.Event()
+        self._wake = asyncio.Event()
 
     @property
     def embedded(self) -> bool:
@@ -161,6 +162,7 @@ class Jobs:
                 queues=queues,
                 poll_seconds=settings.job_poll_seconds,
                 lease_seconds=settings.job_lease_seconds,
+                wake=self._wake,
             )
         elif self.kind == "rabbitmq":
             from townhall.core.jobs.rabbitmq import RabbitBroker

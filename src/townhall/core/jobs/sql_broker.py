@@ -33,6 +33,7 @@ class SqlBroker(AsyncBroker):
         queues: Collection[str] | None = None,
         poll_seconds: float = 0.2,
         lease_seconds: float = 60.0,
+        wake: asyncio.Event | None = None,
     ) -> None:
         super().__init__()
         self.db = db
@@ -41,7 +42,8 @@ class SqlBroker(AsyncBroker):
         self.lease_seconds = lease_seconds
         self._inflight: set[uuid.UUID] = set()
         self._heartbeat: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        # Shared by the brokers of one process: a local enqueue wakes the local poller at once.
+        self._wake = wake or asyncio.Event()
 
     async def startup(self) -> None:
         await super().startup()

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townhall.core.auth.models import Role, User, UserRole
@@ -192,17 +192,6 @@ class ReportRepository:
             .distinct()
         )
         return list((await self.session.scalars(q)).all())
-
-    async def role_id(self, name: str) -> int | None:
-        return await self.session.scalar(select(Role.id).where(Role.name == name))
-
-    async def revoke(self, user_id: uuid.UUID, role_id: int, scope: str) -> int:
-        result = await self.session.execute(
-            delete(UserRole).where(
-                UserRole.user_id == user_id, UserRole.role_id == role_id, UserRole.scope == scope
-            )
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     # -- notifications ------------------------------------------------------------------
 

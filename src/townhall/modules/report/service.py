@@ -13,6 +13,7 @@ from fastapi import UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townhall.core.auth.rbac import grant_role
+from townhall.core.auth.repository import RoleRepository
 from townhall.core.db import after_commit, utcnow
 from townhall.core.deps import Principal
 from townhall.core.errors import BadRequest, Conflict, NotFound, Unprocessable
@@ -706,9 +707,10 @@ class ReportService:
             raise NotFound("no account with that e-mail")
         scope = f"department:{body.department_id}"
         if revoke:
-            role_id = await self.repo.role_id(body.role)
-            if role_id is not None:
-                await self.repo.revoke(user.id, role_id, scope)
+            roles = RoleRepository(self.session)
+            role = await roles.get_by_name(body.role)
+            if role is not None:
+                await roles.revoke(user.id, role.id, scope)
         else:
             await grant_role(self.session, user.id, body.role, scope)
         await self.audit(

@@ -1,0 +1,138 @@
+"""Open311 GeoReport v2: discovery, services, requests in JSON and XML, and error arrays."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+from .conftest import JEONJU, SEOUL, World
+
+REQUEST_FIELDS = {
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "address_id",
+    "zipcode",
+    "lat",
+    "long",
+    "media_url",
+}
+
+
+async def test_discovery_and_services(world: World) -> None:
+    c = world.client
+    r = await c.get("/open311/v2/discovery.json")
+    assert r.status_code == 200
+    endpoint = r.json()["endpoints"][0]
+    assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint["url"].endswith("/open311/v2/")
+    r = await c.get("/open311/v2/discovery.xml")
+    assert ET.fromstring(r.content).find("endpoints/endpoint/specification") is not None
+    r = await c.get("/open311/v2/services.json")
+    services = r.json()
+    assert {s["service_code"] for s in services} == {"pothole", "streetlight", "trash"}
+    assert set(services[0]) == {
+        "service_code",
+        "service_name",
+        "description",
+        "metadata",
+        "type",
+        "keywords",
+        "group",
+    }
+    assert services[0]["metadata"] is False
+    assert services[0]["type"] == "realtime"
+    r = await c.get("/open311/v2/services.xml")
+    assert r.headers["content-type"].startswith("text/xml")
+    root = ET.fromstring(r.content)
+    assert root.tag == "services"
+    assert len(root.findall("service")) == 3
+    assert root.find("service/metadata").text == "false"  # type: ignore[union-attr]
+    r = await c.get("/open311/v2/services/pothole.json")
+    assert r.json() == {"service_code": "pothole", "attributes": []}
+    r = await c.get("/open311/v2/services/pothole.xml")
+    assert ET.fromstring(r.content).findtext("service_code") == "pothole"
+    r = await c.get("/open311/v2/services/nope.json")
+    assert r.status_code == 404
+    assert r.json() == [{"code": 404, "description": "unknown service_code nope"}]
+
+
+async def test_post_and_get_requests(world: World) -> None:
+    c = world.client
+    token = world.users["alice"]["access_token"]
+    form = {
+        "api_key": token,
+        "service_code": "streetlight",
+        "lat": str(JEONJU[0]),
+        "long": str(JEONJU[1]),
+        "address_string": "Paldal-ro 1",
+        "description": "가로등이 꺼졌어요 streetlight out, call 010-2222-3333",
+    }
+    r = await c.post("/open311/v2/requests.json", data=form)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert len(created) == 1
+    assert set(created[0]) == {"service_request_id", "service_notice", "account_id"}
+    rid = created[0]["service_request_id"]
+    await world.wait_analyzed(rid)
+    r = await c.get(f"/open311/v2/requests/{rid}.json")
+    [row] = r.json()
+    assert set(row) == REQUEST_FIELDS
+    assert row["status"] == "open"
+    assert row["service_code"] == "streetlight"
+    assert row["agency_responsible"] == "Lighting"
+    assert row["long"] == JEONJU[1]
+    assert "010-2222-3333" not in row["description"]
+    r = await c.get(f"/open311/v2/requests/{rid}.xml")
+    root = ET.fromstring(r.content)
+    assert root.tag == "service_requests"
+    assert root.findtext("request/service_request_id") == rid
+    assert root.findtext("request/status") == "open"
+    r = await c.get("/open311/v2/requests.json", params={"service_code": "streetlight"})
+    assert [x["service_request_id"] for x in r.json()] == [rid]
+    r = await c.get("/open311/v2/requests.json", params={"status": "closed"})
+    assert r.json() == []
+    r = await c.get("/open311/v2/requests.xml", params={"service_request_id": rid})
+    assert len(ET.fromstring(r.content).findall("request")) == 1
+    # XML POST answers XML.
+    r = await c.post("/open311/v2/requests.xml", data={**form, "description": "another lamp"})
+    assert r.status_code == 201
+    assert ET.fromstring(r.content).findtext("request/service_request_id")
+
+
+async def test_errors_are_open311_arrays(world: World) -> None:
+    c = world.client
+    token = world.users["alice"]["access_token"]
+    base = {"api_key": token, "service_code": "pothole", "lat": "35.82", "long": "127.14"}
+    cases = [
+        ({k: v for k, v in base.items() if k != "service_code"}, 400, "service_code is required"),
+        ({k: v for k, v in base.items() if k not in ("lat", "long")}, 400, "location is required"),
+        ({**base, "lat": "north"}, 400, "lat must be a number"),
+        ({**base, "lat": str(SEOUL[0]), "long": str(SEOUL[1])}, 400, "outside the service area"),
+        ({**base, "service_code": "nope"}, 404, "unknown service_code"),
+        ({**base, "api_key": "bad"}, 403, "api_key"),
+    ]
+    for form, code, words in cases:
+        r = await c.post("/open311/v2/requests.json", data=form)
+        assert r.status_code == code, (form, r.text)
+        [error] = r.json()
+        assert error["code"] == code
+        assert words in error["description"]
+    r = await c.post("/open311/v2/requests.xml", data=cases[0][0])
+    root = ET.fromstring(r.content)
+    assert root.tag == "errors"
+    assert root.findtext("error/code") == "400"
+    assert root.findtext("error/description") == "service_code is required"
+    r = await c.get("/open311/v2/requests.json", params={"status": "maybe"})
+    assert r.status_code == 400
+    r = await c.get("/open311/v2/requests/not-an-id.json")
+    assert r.json() == [{"code": 404, "description": "unknown service_request_id"}]
+    assert (await c.get("/open311/v2/requests.json")).json() == []  # nothing was created
