@@ -25,6 +25,7 @@ from townhall.core.pubsub import (
     PubSubUnavailable,
     RedisPubSub,
     Subscription,
+    exact,
     publish_after_commit,
 )
 from townhall.core.system import readiness
@@ -96,6 +97,22 @@ async def test_pattern_subscription(pubsub: PubSub, ns: str) -> None:
         (f"{ns}:quiz:room1", 1, f"{ns}:quiz:*"),
         (f"{ns}:quiz:room2:answers", 2, f"{ns}:quiz:*"),
     ]
+
+
+async def test_exact_names_never_widen_into_patterns(pubsub: PubSub, ns: str) -> None:
+    """A topic chosen by a user (y-webrtc rooms) must not become a pattern over other topics."""
+    room = exact(f"{ns}:collab:signal:*")
+    async with pubsub.subscribe(room) as sub, pubsub.subscribe(f"{ns}:a?c") as literal:
+        await pubsub.publish(f"{ns}:collab:signal:other-room", {"leak": True})
+        await pubsub.publish(f"{ns}:abc", {"leak": True})
+        await pubsub.publish(f"{ns}:collab:signal:*", {"mine": 1})
+        await pubsub.publish(f"{ns}:a?c", {"mine": 2})
+        assert (await sub.get(5)).data == {"mine": 1}
+        assert (await literal.get(5)).data == {"mine": 2}
+        with pytest.raises(TimeoutError):
+            await sub.get(0.2)
+        with pytest.raises(TimeoutError):
+            await literal.get(0.1)
 
 
 async def test_channels_and_patterns_in_one_subscription(pubsub: PubSub, ns: str) -> None:

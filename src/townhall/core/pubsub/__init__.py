@@ -11,6 +11,7 @@ from townhall.core.config import Settings
 from townhall.core.db import after_commit
 from townhall.core.pubsub.base import (
     GAP,
+    ExactChannel,
     Message,
     PayloadError,
     PubSub,
@@ -19,6 +20,7 @@ from townhall.core.pubsub.base import (
     Subscription,
     check_channel,
     encode_payload,
+    exact,
     is_pattern,
 )
 from townhall.core.pubsub.memory import MemoryPubSub
@@ -26,6 +28,7 @@ from townhall.core.pubsub.redis import RedisPubSub, build_redis_client, close_re
 
 __all__ = [
     "GAP",
+    "ExactChannel",
     "MemoryPubSub",
     "Message",
     "PayloadError",
@@ -37,6 +40,7 @@ __all__ = [
     "build_pubsub",
     "build_redis_client",
     "close_redis_client",
+    "exact",
     "is_pattern",
     "publish_after_commit",
 ]

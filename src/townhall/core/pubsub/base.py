@@ -14,7 +14,6 @@ from townhall.core.metrics import PUBSUB_MESSAGES
 DEFAULT_QUEUE_SIZE = 1000
 MAX_PAYLOAD_BYTES = 512 * 1024
 MAX_CHANNEL_LENGTH = 256
-_PATTERN_CHARS = frozenset("*?[")
 
 
 class PubSubError(RuntimeError):
@@ -42,9 +41,21 @@ class Message:
 GAP = Message(channel="", data={}, gap=True)
 
 
+class ExactChannel(str):
+    """A channel subscribed literally even if it contains `*`: wrap names built from input."""
+
+    __slots__ = ()
+
+
+def exact(name: str) -> ExactChannel:
+    """Mark a channel name as literal, so a user-chosen `*` can never widen a subscription."""
+    return ExactChannel(name)
+
+
 def is_pattern(name: str) -> bool:
-    """Whether a subscription name is a glob pattern (Redis PSUBSCRIBE syntax)."""
-    return any(ch in _PATTERN_CHARS for ch in name)
+    """Whether a subscription name is a pattern: it has a `*` (then `?` and `[]` glob too, as
+    in Redis PSUBSCRIBE) and was not marked with exact()."""
+    return "*" in name and not isinstance(name, ExactChannel)
 
 
 def check_channel(name: str) -> str:
