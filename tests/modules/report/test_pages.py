@@ -36,5 +36,10 @@ async def test_pages(world: World) -> None:
     sw = await c.get("/reports/sw.js")
     assert sw.headers["service-worker-allowed"] == "/reports"
     assert "caches.open" in sw.text
-    for path in ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "citizen.js", "staff.js"):
+    for path in (
+        "vendor/leaflet/leaflet.js",
+        "vendor/leaflet/leaflet.css",
+        "citizen.js",
+        "staff.js",
+    ):
         assert (await c.get(f"/reports/static/{path}")).status_code == 200, path
