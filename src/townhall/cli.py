@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -137,6 +138,28 @@ def demo(
         console.print("[green]demo data loaded[/green]; accounts are listed in the README")
     else:
         console.print("database already has data; demo not loaded")
+
+
+@app.command("import-bookmarks")
+def import_bookmarks(
+    file: Annotated[Path, typer.Argument(help="Netscape bookmark file (browser/Pocket export)")],
+    user: Annotated[str, typer.Option("--user", help="Email of the account to import into")],
+) -> None:
+    """Import a bookmark file into a user's Links (scraped by the workers afterwards)."""
+    from townhall.core.errors import AppError
+    from townhall.modules.link.cli import import_bookmarks as run_import
+
+    try:
+        result = asyncio.run(run_import(get_settings(), file, user, console))
+    except (AppError, OSError) as exc:
+        console.print(f"[red]{getattr(exc, 'message', exc)}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"[green]{result.created} imported[/green], {result.duplicates} already saved, "
+        f"{len(result.errors)} skipped"
+    )
+    for error in result.errors[:20]:
+        console.print(f"  [yellow]skipped[/yellow] {error}")
 
 
 if __name__ == "__main__":
