@@ -111,3 +111,12 @@ async def test_npm_y_webrtc_handshake_through_the_signaling_relay(
     assert any(
         e["event"] == "signal" and e["from"] == id_b and e["kind"] == "answer" for e in events_a
     )
+
+
+async def test_leader_election_module_with_real_yjs_awareness() -> None:
+    [result] = await run_node("leader.mjs")
+    assert result["leaders1"] == [2, 2, 2]  # smallest client id with edit rights; 1 is a viewer
+    assert result["saves1"] == [0, 1, 0]  # only the leader saved, once: one unsaved change
+    assert result["leaders2"] == [3, 3]  # 2 left: 3 took over
+    assert result["saves2"] == [0, 1, 1]  # and saved the change made meanwhile
+    assert result["saves3"] == result["saves2"]  # nothing unsaved: no more saves

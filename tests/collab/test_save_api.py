@@ -305,3 +305,9 @@ async def test_collab_flush_cron_job_writes_the_buffer(
     await tasks.flush(JobContext(platform, "collab.flush", "job-1", "default", 1, 1))
     versions = await client.get(f"/api/v1/collab/demo/{doc_id}/versions", headers=user["headers"])
     assert len(versions.json()) == 1
+
+
+async def test_leader_module_is_served(client: httpx.AsyncClient) -> None:
+    response = await client.get("/collab/static/leader.js")
+    assert response.status_code == 200
+    assert "export class LeaderSaver" in response.text

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.requests import HTTPConnection
 
 from townhall.collab.buffer import DatabaseBuffer, RedisBuffer
@@ -79,8 +81,12 @@ def get_engine(conn: HTTPConnection) -> CollabEngine:
     return engine
 
 
+STATIC_DIR = Path(__file__).parent / "static"
+
+
 def install(app: FastAPI) -> None:
-    """Start the engine inside the app's lifespan, after the platform is built."""
+    """Mount /collab/static (leader.js); start the engine inside the app's lifespan."""
+    app.mount("/collab/static", StaticFiles(directory=STATIC_DIR), name="collab-static")
     inner: Callable[[FastAPI], AbstractAsyncContextManager[Any]] = app.router.lifespan_context
 
     @asynccontextmanager
