@@ -23,8 +23,10 @@ from townhall.main import create_app
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    # The in-process flusher is off: tests flush explicitly.
-    return make_settings(tmp_path, database_url=database_url, collab_flush_seconds=0)
+    # No in-process flusher or collab.flush cron: tests flush explicitly.
+    return make_settings(
+        tmp_path, database_url=database_url, collab_flush_seconds=0, worker_in_process=False
+    )
 
 
 @pytest.fixture
@@ -64,6 +66,7 @@ def redis_settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         redis_url=REDIS_URL,
         collab_flush_seconds=0,
+        worker_in_process=False,
         collab_key_prefix=f"test-{uuid.uuid4().hex[:12]}:",
     )
 

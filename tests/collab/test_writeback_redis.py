@@ -125,6 +125,7 @@ async def sqlite_redis_app(tmp_path: Path, sqlite_database_url: str) -> AsyncIte
         database_url=sqlite_database_url,
         redis_url=REDIS_URL,
         collab_flush_seconds=0,
+        worker_in_process=False,
         collab_key_prefix=f"test-{uuid.uuid4().hex[:12]}:",
     )
     application = create_app(settings)
@@ -248,7 +249,11 @@ async def aof_app(
 ) -> AsyncIterator[FastAPI]:
     database_url = sqlite_database_url
     settings = make_settings(
-        tmp_path, database_url=database_url, redis_url=aof_redis.url, collab_flush_seconds=0
+        tmp_path,
+        database_url=database_url,
+        redis_url=aof_redis.url,
+        collab_flush_seconds=0,
+        worker_in_process=False,
     )
     application = create_app(settings)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
