@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
-from tests.fixtures.app import signup
+import httpx
+from asgi_lifespan import LifespanManager
+
+from tests.fixtures.app import make_settings, signup
+from tests.fixtures.database import empty_tables
+from townhall.main import create_app
 
 
 class TestSignup:
@@ -162,3 +167,54 @@ class TestTokens:
             "/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}
         )
         assert response.json()["detail"] == "access token expired"
+
+
+class TestPerIpLimit:
+    async def test_many_accounts_from_one_ip_are_429(
+        self, tmp_path: Path, database_url: str
+    ) -> None:
+        settings = make_settings(tmp_path, database_url=database_url, login_attempts_per_ip=3)
+        app = create_app(settings)
+        try:
+            async with LifespanManager(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                    codes = [
+                        (
+                            await c.post(
+                                "/api/v1/auth/login",
+                                json={"email": f"u{i}@example.com", "password": "whatever1"},
+                            )
+                        ).status_code
+                        for i in range(4)
+                    ]
+        finally:
+            await empty_tables(database_url)
+        assert codes == [401, 401, 401, 429]
+
+
+class TestCookies:
+    async def test_refresh_reads_the_cookie(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/api/v1/auth/signup",
+            json={"email": "jar@example.com", "password": "password123", "display_name": "J"},
+        )
+        first = response.json()
+        assert client.cookies["th_refresh"] == first["refresh_token"]
+        rotated = await client.post("/api/v1/auth/refresh")
+        assert rotated.status_code == 200
+        assert client.cookies["th_refresh"] == rotated.json()["refresh_token"]
+        client.cookies.clear()
+        missing = await client.post("/api/v1/auth/refresh")
+        assert missing.status_code == 401
+        assert missing.json()["detail"] == "refresh_token missing"
+
+    async def test_logout_clears_the_cookies(self, client: httpx.AsyncClient) -> None:
+        await client.post(
+            "/api/v1/auth/signup",
+            json={"email": "bye@example.com", "password": "password123", "display_name": "B"},
+        )
+        response = await client.post("/api/v1/auth/logout")
+        assert response.status_code == 204
+        assert "th_access" not in client.cookies
+        assert (await client.get("/api/v1/auth/me")).status_code == 401

@@ -135,3 +135,15 @@ class TestMetrics:
         assert _sample(after, counter, **unmatched) - _sample(before, counter, **unmatched) == 1
         assert "townhall_http_request_seconds_bucket" in after
         assert 'route="/api/v1/auth/me"' in after
+
+
+class TestOpenApi:
+    async def test_schema_and_docs(self, client: httpx.AsyncClient) -> None:
+        schema = (await client.get("/openapi.json")).json()
+        for path in ("/api/v1/auth/signup", "/api/v1/auth/login", "/api/v1/auth/me"):
+            assert path in schema["paths"]
+        assert "HTTPBearer" in schema["components"]["securitySchemes"]
+        assert not any(p.startswith("/auth/oauth") for p in schema["paths"])
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        assert "swagger" in docs.text.lower()
