@@ -77,8 +77,11 @@ async def read_sse(response: httpx.Response, count: int) -> list[tuple[str, str,
     """The next `count` (id, event, data) triples from an open SSE response."""
     out: list[tuple[str, str, dict[str, Any]]] = []
     fields: dict[str, str] = {}
+    lines = response.extensions.get("sse_lines")
+    if lines is None:  # one line iterator per response: aiter_lines() can start only once
+        lines = response.extensions["sse_lines"] = response.aiter_lines()
     async with asyncio.timeout(15):
-        async for line in response.aiter_lines():
+        async for line in lines:
             if line == "":
                 if "data" in fields:
                     out.append(

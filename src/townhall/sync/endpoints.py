@@ -38,7 +38,7 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
 def service_for(session: Any, platform: Platform) -> SyncService:
-    return SyncService(session, platform.settings, getattr(platform, "pubsub", None))
+    return SyncService(session, platform.settings, platform.pubsub)
 
 
 async def read_json(request: Request) -> Any:

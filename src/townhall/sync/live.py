@@ -95,7 +95,7 @@ class StreamFeed:
 
     async def run(self) -> None:
         platform = self.hub.platform
-        pubsub = getattr(platform, "pubsub", None)
+        pubsub = platform.pubsub
         async with contextlib.AsyncExitStack() as stack:
             listener = None
             if pubsub is not None:

@@ -40,7 +40,7 @@ async def load_demo(platform: Platform, session: AsyncSession, users: dict[str, 
     bob = users.get("bob@example.com")
     if alice is None:
         return
-    service = SyncService(session, platform.settings, getattr(platform, "pubsub", None))
+    service = SyncService(session, platform.settings, platform.pubsub)
     if await service.repo.collection_by_slug(DEMO_SLUG) is not None:
         return
     principal = Principal(

@@ -15,16 +15,15 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from townhall.core.auth.service import AuthService
-from townhall.core.deps import Principal, authenticate, token_from
+from townhall.core.deps import Principal
 from townhall.core.errors import AppError
 from townhall.core.platform import Platform
+from townhall.core.realtime.auth import WebSocketRefused, authenticate_websocket
 from townhall.sync.live import follow
 from townhall.sync.service import Access, SyncService, parse_vector
 
 router = APIRouter()
 MAX_MESSAGE_BYTES = 64 * 1024
-CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_BIG = 1009
 
 
@@ -109,19 +108,9 @@ class Connection:
 @router.websocket("/api/v1/sync/ws")
 async def sync_socket(websocket: WebSocket) -> None:
     platform: Platform = websocket.app.state.platform
-    token = token_from(websocket, None)
-    await websocket.accept()
-    principal = None
-    if token:
-        try:
-            async with platform.db.session() as session:
-                principal = await authenticate(
-                    AuthService(platform.settings, platform.cache), session, token
-                )
-        except AppError:
-            principal = None
-    if principal is None:
-        await websocket.close(CLOSE_UNAUTHORIZED, "authentication required")
+    try:
+        principal = await authenticate_websocket(websocket, platform)
+    except WebSocketRefused:
         return
     connection = Connection(websocket, platform, principal)
     try:
