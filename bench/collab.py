@@ -202,7 +202,8 @@ async def main() -> None:
         f"client every {args.interval} ms (real npm clients: y-websocket / @hocuspocus/provider)\n"
     )
     print(
-        "| server | delivered/expected | updates/s delivered | p50 ms | p99 ms | RSS growth KB/doc |"
+        "| server | delivered/expected | updates/s delivered | p50 ms | p99 ms "
+        "| RSS growth KB/doc |"
     )
     print("|---|---|---|---|---|---|")
     for kind, res in results.items():
