@@ -1,0 +1,83 @@
+"""Playwright: two windows on the demo board see each other's changes; one catches up."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+
+from tests.fixtures.app import make_settings, signup
+from tests.sync.conftest import API
+from tests.sync.test_live import base_url, http  # noqa: F401  (real-server fixtures)
+from townhall.core.config import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request: pytest.FixtureRequest, sqlite_database_url: str) -> str:
+    return sqlite_database_url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url=database_url)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: run scripts/test-deps.sh"
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        await launched.close()
+
+
+async def window(browser: Browser, base: str, token: str) -> BrowserContext:
+    context = await browser.new_context()
+    await context.add_cookies([{"name": "th_access", "value": token, "url": base}])
+    return context
+
+
+async def test_two_windows_share_the_board(
+    browser: Browser,
+    http: httpx.AsyncClient,  # noqa: F811
+    base_url: str,  # noqa: F811
+) -> None:
+    alice = await signup(http, "alice@example.com")
+    bob = await signup(http, "bob@example.com")
+    await http.post(API, json={"name": "Demo", "slug": "demo-board"}, headers=alice["headers"])
+    await http.post(
+        f"{API}/demo-board/members",
+        json={"email": "bob@example.com", "role": "write"},
+        headers=alice["headers"],
+    )
+    one = await (await window(browser, base_url, alice["access_token"])).new_page()
+    two = await (await window(browser, base_url, bob["access_token"])).new_page()
+    await one.goto(f"{base_url}/sync")
+    await two.goto(f"{base_url}/sync")
+    await expect(one.locator("#status")).to_have_text("live")
+    await expect(two.locator("#status")).to_have_text("live")
+
+    await one.locator("#title").fill("Buy milk")
+    await one.get_by_role("button", name="Add").click()
+    todo_two = two.locator('[data-column="todo"] .card', has_text="Buy milk")
+    await expect(todo_two).to_be_visible()
+
+    await todo_two.get_by_role("button", name="→").click()
+    await expect(one.locator('[data-column="doing"] .card', has_text="Buy milk")).to_be_visible()
+
+    # Window two goes away; changes made meanwhile appear when it comes back.
+    await two.close()
+    await one.locator("#title").fill("Walk dog")
+    await one.get_by_role("button", name="Add").click()
+    await expect(one.locator(".card", has_text="Walk dog")).to_be_visible()
+    again = await (await window(browser, base_url, bob["access_token"])).new_page()
+    await again.goto(f"{base_url}/sync")
+    await expect(again.locator(".card", has_text="Walk dog")).to_be_visible()
+    await expect(again.locator('[data-column="doing"] .card', has_text="Buy milk")).to_be_visible()
