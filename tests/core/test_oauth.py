@@ -407,6 +407,16 @@ class TestRefusals:
         refused = await log_in(oauth_client, "google")
         assert refused.status_code == 400
 
+    async def test_identity_without_a_usable_email_is_refused(
+        self, oauth_client: httpx.AsyncClient, provider: FakeProvider
+    ) -> None:
+        for email in ("not-an-email", "x" * 400 + "@example.com"):
+            provider.identity = identity("g-bad", email)
+            refused = await log_in(oauth_client, "google")
+            assert refused.status_code == 401
+            assert "did not share an email" in refused.text
+        assert (await oauth_client.get("/api/v1/auth/me")).status_code == 401
+
     async def test_user_cancelled_at_provider(self, oauth_client: httpx.AsyncClient) -> None:
         response = await oauth_client.get(
             "/auth/oauth/google/callback", params={"error": "access_denied", "state": "x"}

@@ -134,6 +134,20 @@ def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
+def _email(value: Any) -> str | None:
+    """The provider's email when it looks like one and fits the users table."""
+    if isinstance(value, str) and "@" in value and len(value) <= 320:
+        return value.strip().lower()
+    return None
+
+
+def _subject(value: Any) -> str:
+    subject = str(value or "")
+    if not subject or len(subject) > 255:
+        raise ValueError("the provider returned no usable subject")
+    return subject
+
+
 def _display_name(claims: dict[str, Any], email: str | None) -> str:
     for key in ("name", "nickname", "preferred_username"):
         value = claims.get(key)
@@ -146,11 +160,11 @@ async def fetch_identity(client: Any, provider: str, token: dict[str, Any]) -> I
     """Read the user's identity from the id_token (OIDC) or the userinfo endpoint (Naver)."""
     if provider == "naver":
         profile = dict(await client.userinfo(token=token)).get("response") or {}
-        email = profile.get("email") or None
+        email = _email(profile.get("email"))
         # Naver shares the account's contact address unverified, except its own mailboxes.
-        verified = bool(email) and str(email).lower().endswith("@naver.com")
+        verified = email is not None and email.endswith("@naver.com")
         return Identity(
-            subject=str(profile["id"]),
+            subject=_subject(profile.get("id")),
             email=email,
             email_verified=verified,
             display_name=_display_name(profile, email),
@@ -163,9 +177,9 @@ async def fetch_identity(client: Any, provider: str, token: dict[str, Any]) -> I
         extra = dict(await client.userinfo(token=token))
         if extra.get("sub") == claims["sub"]:
             claims = {**extra, **claims, "email_verified": extra.get("email_verified")}
-    email = claims.get("email") or None
+    email = _email(claims.get("email"))
     return Identity(
-        subject=str(claims["sub"]),
+        subject=_subject(claims["sub"]),
         email=email,
         email_verified=bool(email) and _truthy(claims.get("email_verified")),
         display_name=_display_name(claims, email),

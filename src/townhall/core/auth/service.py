@@ -284,9 +284,16 @@ class AuthService:
                     password=None,
                     email_verified=email_verified,
                 )
-            await accounts.add(
-                OAuthAccount(provider=provider, subject=subject, user_id=user.id, email=email)
-            )
+            try:
+                async with session.begin_nested():
+                    await accounts.add(
+                        OAuthAccount(
+                            provider=provider, subject=subject, user_id=user.id, email=email
+                        )
+                    )
+            except IntegrityError as exc:
+                # A concurrent first log-in of the same provider account won the link.
+                raise Conflict(f"this {provider} account is being linked; try again") from exc
         if user is None:
             raise Unauthorized(f"{provider} did not share an email address")
         if not user.is_active:
