@@ -113,8 +113,8 @@ class Client:
         )
         return self
 
-    async def call(self, event: str, data: Any = None) -> Any:
-        return await self.sio.call(event, data, namespace=NS, timeout=10)
+    async def call(self, event: str, data: Any = None, timeout: float = 30) -> Any:
+        return await self.sio.call(event, data, namespace=NS, timeout=timeout)
 
     async def emit(self, event: str, data: Any = None) -> None:
         await self.sio.emit(event, data, namespace=NS)
@@ -197,15 +197,16 @@ class RawPlayer:
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self.arrived: dict[str, list[float]] = defaultdict(list)
 
     async def connect(self, base: str) -> RawPlayer:
         from websockets.asyncio.client import connect
 
         url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        self._ws = await connect(url, open_timeout=30, max_size=2**24)
+        self._ws = await connect(url, open_timeout=120, max_size=2**24)
         self._reader = asyncio.create_task(self._read())
         await self._ws.send(f"40{NS},")
-        await asyncio.wait_for(self._connected.wait(), 30)
+        await asyncio.wait_for(self._connected.wait(), 120)
         return self
 
     async def _read(self) -> None:
@@ -220,6 +221,7 @@ class RawPlayer:
                 elif frame.startswith("42" + NS + ","):
                     event, *data = json.loads(frame[len(NS) + 3 :])
                     self.events[event].append(data[0] if data else None)
+                    self.arrived[event].append(time.monotonic())
                 elif frame.startswith("43" + NS + ","):
                     body = frame[len(NS) + 3 :]
                     split = body.index("[")
@@ -227,7 +229,7 @@ class RawPlayer:
                     if future is not None and not future.done():
                         future.set_result(json.loads(body[split:])[0])
 
-    async def call(self, event: str, data: Any, timeout: float = 60) -> Any:
+    async def call(self, event: str, data: Any, timeout: float = 120) -> Any:
         import json
 
         self._next += 1
@@ -236,7 +238,7 @@ class RawPlayer:
         await self._ws.send(f"42{NS},{self._next}" + json.dumps([event, data]))
         return await asyncio.wait_for(future, timeout)
 
-    async def wait(self, event: str, count: int = 1, timeout: float = 30) -> Any:
+    async def wait(self, event: str, count: int = 1, timeout: float = 60) -> Any:
         deadline = time.monotonic() + timeout
         while len(self.events[event]) < count:
             if time.monotonic() > deadline:

@@ -446,8 +446,11 @@ class QuizServer:
         if status != "ok":
             raise _fail(status)
         token = secrets.token_urlsafe(24)
-        await self.store.save_session(token, Session(pin, no))
-        await self.store.set_sid(pin, no, sid)
+        _, _, game = await asyncio.gather(
+            self.store.save_session(token, Session(pin, no)),
+            self.store.set_sid(pin, no, sid),
+            self._game(pin),
+        )
         await self._enter(sid, conn, pin, no, host=False)
         await self.sio.emit(
             "player_joined",
@@ -455,8 +458,19 @@ class QuizServer:
             room=f"host:{pin}",
             namespace=NAMESPACE,
         )
-        game = await self._game(pin)
         self._emit_later("lobby", f"game:{pin}", {"players": game.player_count})
+        if game.status == LOBBY:
+            # Nothing to restore yet: skip the snapshot's round trips (joins come in bursts).
+            lobby = self._base_state(game)
+            return {
+                "token": token,
+                **lobby,
+                "player": no,
+                "nickname": nickname,
+                "score": 0,
+                "rank": 0,
+                "streak": 0,
+            }
         return {"token": token, **await self.snapshot(game, no)}
 
     async def rejoin(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
@@ -559,10 +573,9 @@ class QuizServer:
             raise GameError("not_joined", "join a game first")
         return await self.snapshot(await self._game(conn.pin), conn.no or None)
 
-    async def snapshot(self, game: GameInfo, no: int | None) -> dict[str, Any]:
-        """Everything a (re)connecting screen needs to draw the current state."""
-        now = await self.store.now_ms()
-        state: dict[str, Any] = {
+    @staticmethod
+    def _base_state(game: GameInfo) -> dict[str, Any]:
+        return {
             "pin": game.pin,
             "game_id": game.game_id,
             "title": game.title,
@@ -571,6 +584,11 @@ class QuizServer:
             "total": game.q_count,
             "players": game.player_count,
         }
+
+    async def snapshot(self, game: GameInfo, no: int | None) -> dict[str, Any]:
+        """Everything a (re)connecting screen needs to draw the current state."""
+        now = await self.store.now_ms()
+        state = self._base_state(game)
         if game.status in (QUESTION, RESULTS) and game.q_index >= 0:
             state["question"] = await self._question_payload(game, now)
         if no is None:
