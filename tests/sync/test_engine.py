@@ -26,9 +26,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(
         tmp_path,
         database_url=database_url,
-        sync_snapshot_every_events=100,
-        sync_catchup_max_events=300,
-        sync_event_retention_count=50,
+        sync_snapshot_every_events=20,
+        sync_catchup_max_events=60,
+        sync_event_retention_count=10,
         sync_snapshots_keep=2,
     )
 
@@ -109,20 +109,20 @@ class TestSnapshotsAndCatchUp:
         await make_collection(platform, ann, "s1")
         async with platform.db.session() as session:
             await SyncService(session, platform.settings).create(ann, "s1", "d", {"n": 0})
-        await bump_many(platform, ann, "s1", "d", 449)
+        await bump_many(platform, ann, "s1", "d", 89)
         async with platform.db.session() as session:
             service = SyncService(session, platform.settings)
             access = await service.access(ann, "s1")
             snaps = await service.repo.snapshot_seqs(access.collection.id)
-            assert [s for s, _ in snaps] == [400, 300]  # every 100, newest 2 kept
-            near = await service.catch_up(access, 440)
+            assert [s for s, _ in snaps] == [80, 60]  # every 20, newest 2 kept
+            near = await service.catch_up(access, 84)
             assert not near.reset
-            assert [e["seq"] for e in near.events] == list(range(441, 451))
-            far = await service.catch_up(access, 10)  # 440 behind > 300
+            assert [e["seq"] for e in near.events] == list(range(85, 91))
+            far = await service.catch_up(access, 10)  # 80 behind > 60
             assert far.reset
-            assert far.snapshot_seq == 400
-            assert [e["seq"] for e in far.events] == list(range(401, 451))
-            assert replay(far.snapshot or {}, far.events) == {"d": {"n": 449}}
+            assert far.snapshot_seq == 80
+            assert [e["seq"] for e in far.events] == list(range(81, 91))
+            assert replay(far.snapshot or {}, far.events) == {"d": {"n": 89}}
             future = await service.catch_up(access, 10_000)
             assert future.reset
             with pytest.raises(Unprocessable):
@@ -135,31 +135,31 @@ class TestSnapshotsAndCatchUp:
         await make_collection(platform, ann, "s1")
         async with platform.db.session() as session:
             await SyncService(session, platform.settings).create(ann, "s1", "d", {"n": 0})
-        await bump_many(platform, ann, "s1", "d", 249)  # head 250, snapshots at 100 and 200
+        await bump_many(platform, ann, "s1", "d", 49)  # head 50, snapshots at 20 and 40
         later = utcnow() + timedelta(days=30)
         async with platform.db.session() as session:
             service = SyncService(session, platform.settings)
-            # The newest snapshot is fresh, so no new one: only events <= 200 may go.
+            # The newest snapshot is fresh, so no new one: only events <= 40 may go.
             service.settings = platform.settings.model_copy(
                 update={"sync_snapshot_every_minutes": 10_000_000}
             )
             totals = await service.compact(now=later)
-        assert totals["events"] == 200
+        assert totals["events"] == 40
         events = await all_events(platform, "s1")
-        assert events[0]["seq"] == 201
-        assert events[-1]["seq"] == 250
+        assert events[0]["seq"] == 41
+        assert events[-1]["seq"] == 50
         async with platform.db.session() as session:
             service = SyncService(session, platform.settings)
             access = await service.access(ann, "s1")
             stale = await service.catch_up(access, 5)
             assert stale.reset
-            assert stale.snapshot_seq == 200
-            assert replay(stale.snapshot or {}, stale.events) == {"d": {"n": 249}}
-            # A fresh snapshot at the head lets compaction go further, keeping the newest 50.
+            assert stale.snapshot_seq == 40
+            assert replay(stale.snapshot or {}, stale.events) == {"d": {"n": 49}}
+            # A fresh snapshot at the head covers everything, but the newest 10 are kept.
             await service.snapshot(ann, "s1")
-            assert (await service.compact(now=later))["events"] == 0  # count retention: head-50
+            assert (await service.compact(now=later))["events"] == 0  # count retention: head - 10
         events = await all_events(platform, "s1")
-        assert events[0]["seq"] == 201  # 250 - 50 + 1 = 201: nothing beyond retention count
+        assert events[0]["seq"] == 41  # 50 - 10 + 1 = 41: nothing beyond the retention count
 
     async def test_recent_events_are_kept(
         self, client: httpx.AsyncClient, platform: Platform
@@ -168,11 +168,11 @@ class TestSnapshotsAndCatchUp:
         await make_collection(platform, ann, "s1")
         async with platform.db.session() as session:
             await SyncService(session, platform.settings).create(ann, "s1", "d", {"n": 0})
-        await bump_many(platform, ann, "s1", "d", 199)
+        await bump_many(platform, ann, "s1", "d", 39)
         async with platform.db.session() as session:
             totals = await SyncService(session, platform.settings).compact()
         assert totals["events"] == 0  # younger than the retention age
-        assert len(await all_events(platform, "s1")) == 200
+        assert len(await all_events(platform, "s1")) == 40
 
 
 class TestClientStates:
