@@ -314,3 +314,42 @@ async def test_signaling_limits_topics_size_and_rate(
             for _ in range(settings.collab_signaling_messages_per_second * 10):
                 await ws.send(json.dumps({"type": "ping"}))
         assert (await _until_closed(ws)).code == 1008
+
+
+async def test_on_load_and_debounced_on_change_hooks(
+    client: httpx.AsyncClient, app: FastAPI, live: str, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    changes: list[str] = []
+
+    async def allow(
+        principal: Principal | None, service: str, doc: str, session: AsyncSession
+    ) -> Role | None:
+        return "editor"
+
+    async def on_load(service: str, doc: str, session: AsyncSession) -> bytes | None:
+        return text_update("template;")
+
+    async def on_change(service: str, doc: str, ydoc: pycrdt.Doc[Any]) -> None:
+        changes.append(str(ydoc.get("text", type=pycrdt.Text)))
+
+    register_service(ServiceHooks("hooked", allow, on_load=on_load, on_change=on_change))
+    settings = app.state.collab.settings
+    settings.collab_store_debounce_seconds = 0.5
+    try:
+        url = f"ws://{live}/collab/ws/hooked/{doc_id}?token={user['access_token']}"
+        async with websockets.connect(url) as ws:
+            c = YClient(ws)
+            await c.handshake()
+            assert c.text == "template;"
+            for word in ("a", "b", "c"):
+                await c.edit(word)
+            for _ in range(100):
+                if changes:
+                    break
+                await asyncio.sleep(0.05)
+            # One debounced call for the burst, with the room's current document.
+            assert changes == ["template;abc"]
+    finally:
+        settings.collab_store_debounce_seconds = 2.0
+        unregister_service("hooked")
