@@ -15,12 +15,17 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from PIL import Image
-from tests.fixtures.app import make_settings, signup
+from sqlalchemy import func, select
+from tests.fixtures.app import make_settings
 from tests.fixtures.services import free_port
 
-from townhall.core.auth.service import AuthService
+from townhall.core.auth.rbac import grant_role
+from townhall.core.auth.service import AuthService, ClientInfo
 from townhall.core.config import Settings
+from townhall.core.jobs.models import Job
 from townhall.core.platform import Platform
+from townhall.modules.report.models import Category, Department, Report, RoutingRule
+from townhall.modules.report.repository import ReportRepository
 
 JEONJU = (35.8242, 127.1480)
 SEOUL = (37.5665, 126.9780)
@@ -58,6 +63,7 @@ class World:
     platform: Platform
     dept: dict[str, str] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    filed: list[str] = field(default_factory=list)
 
     def h(self, who: str) -> dict[str, str]:
         return dict(self.users[who]["headers"])
@@ -94,7 +100,12 @@ class World:
         )
         assert r.status_code == expect, r.text
         body: dict[str, Any] = r.json()
+        if r.status_code == 201:
+            self.filed.append(body["id"])
         return body
+
+    async def settle(self) -> None:
+        await settle(self.platform)
 
     async def wait_analyzed(self, report_id: str, who: str = "alice") -> dict[str, Any]:
         for _ in range(300):
@@ -106,21 +117,22 @@ class World:
         raise AssertionError(f"report {report_id} was never analysed")
 
 
-async def make_admin(client: httpx.AsyncClient, platform: Platform, email: str) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        await AuthService(platform.settings, platform.cache).create_user(
-            session,
-            email=email,
-            display_name="Root",
-            password="password123",
-            roles=("user", "admin"),
-        )
-    r = await client.post("/api/v1/auth/login", json={"email": email, "password": "password123"})
-    assert r.status_code == 200, r.text
-    tokens: dict[str, Any] = r.json()
-    tokens["headers"] = {"Authorization": f"Bearer {tokens['access_token']}"}
-    client.cookies.clear()
-    return tokens
+async def settle(platform: Platform) -> None:
+    """Wait until every report was analysed and its job acknowledged (none cut off at shutdown)."""
+    for _ in range(400):
+        async with platform.db.session() as session:
+            pending = await session.scalar(
+                select(func.count()).select_from(Report).where(Report.routing == "pending")
+            )
+            busy = await session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.task == "report.analyze", Job.status.in_(["queued", "running"]))
+            )
+        if not pending and not busy:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("report analysis did not settle")
 
 
 CATEGORIES = [
@@ -130,49 +142,54 @@ CATEGORIES = [
 ]
 
 
+STAFF = (
+    ("roads_officer", "officer", "roads"),
+    ("roads_officer2", "officer", "roads"),
+    ("light_officer", "officer", "lighting"),
+    ("roads_admin", "department_admin", "roads"),
+)
+
+
 @pytest.fixture
-async def world(client: httpx.AsyncClient, platform: Platform) -> World:
+async def world(client: httpx.AsyncClient, platform: Platform) -> AsyncIterator[World]:
+    """Built in one transaction (the admin API itself is tested in test_stats/test_rbac)."""
     w = World(client, platform)
-    w.users["admin"] = await make_admin(client, platform, "root@example.com")
-    for slug in ("roads", "lighting"):
-        r = await client.post(
-            "/api/v1/reports/admin/departments",
-            json={"slug": slug, "name": slug.title()},
-            headers=w.h("admin"),
-        )
-        assert r.status_code == 201, r.text
-        w.dept[slug] = r.json()["id"]
-    for n, (code, name, dept, keywords) in enumerate(CATEGORIES):
-        r = await client.post(
-            "/api/v1/reports/admin/categories",
-            json={"code": code, "name": name, "keywords": keywords},
-            headers=w.h("admin"),
-        )
-        assert r.status_code == 201, r.text
-        r = await client.post(
-            "/api/v1/reports/admin/rules",
-            json={"position": n, "category": code, "department_id": w.dept[dept]},
-            headers=w.h("admin"),
-        )
-        assert r.status_code == 201, r.text
-    for name in ("alice", "bob", "roads_officer", "roads_officer2", "light_officer", "roads_admin"):
-        w.users[name] = await signup(client, f"{name}@example.com", display_name=name)
-    for name, role, dept in (
-        ("roads_officer", "officer", "roads"),
-        ("roads_officer2", "officer", "roads"),
-        ("light_officer", "officer", "lighting"),
-        ("roads_admin", "department_admin", "roads"),
-    ):
-        r = await client.post(
-            "/api/v1/reports/admin/staff",
-            json={"email": f"{name}@example.com", "role": role, "department_id": w.dept[dept]},
-            headers=w.h("admin"),
-        )
-        assert r.status_code == 204, r.text
-    me = {n: (await client.get("/api/v1/auth/me", headers=w.h(n))).json() for n in w.users}
-    for n, body in me.items():
-        w.users[n]["id"] = body.get("id")
-    return w
+    auth = AuthService(platform.settings, platform.cache)
+    async with platform.db.session() as session:
+        repo = ReportRepository(session)
+        departments = {
+            slug: Department(slug=slug, name=slug.title()) for slug in ("roads", "lighting")
+        }
+        await repo.add(*departments.values())
+        for n, (code, name, dept, keywords) in enumerate(CATEGORIES):
+            category = Category(code=code, name=name, keywords=keywords)
+            await repo.add(category)
+            await repo.add(
+                RoutingRule(position=n, category_id=category.id, department_id=departments[dept].id)
+            )
+        names = ("admin", "alice", "bob", *(name for name, _, _ in STAFF))
+        users = {}
+        for name in names:
+            email = "root@example.com" if name == "admin" else f"{name}@example.com"
+            users[name] = await auth.create_user(
+                session,
+                email=email,
+                display_name=name,
+                password=None,
+                roles=("user", "admin") if name == "admin" else ("user",),
+            )
+        for name, role, dept in STAFF:
+            await grant_role(session, users[name].id, role, f"department:{departments[dept].id}")
+        for name, user in users.items():
+            issued = await auth.start_session(session, user, ClientInfo("127.0.0.1", "tests"))
+            w.users[name] = {
+                "access_token": issued.access_token,
+                "headers": {"Authorization": f"Bearer {issued.access_token}"},
+                "id": str(user.id),
+            }
+        w.dept = {slug: str(d.id) for slug, d in departments.items()}
+    yield w
+    await w.settle()
 
 
 @asynccontextmanager

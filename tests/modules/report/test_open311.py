@@ -105,7 +105,9 @@ async def test_post_and_get_requests(world: World) -> None:
     # XML POST answers XML.
     r = await c.post("/open311/v2/requests.xml", data={**form, "description": "another lamp"})
     assert r.status_code == 201
-    assert ET.fromstring(r.content).findtext("request/service_request_id")
+    second = ET.fromstring(r.content).findtext("request/service_request_id")
+    assert second
+    await world.wait_analyzed(second)
 
 
 async def test_errors_are_open311_arrays(world: World) -> None:

@@ -76,9 +76,10 @@ async def test_remote_providers_classify_route_and_blur(
         )
     )
     img = io.BytesIO()
-    Image.new("RGB", (64, 48), (250, 250, 250)).save(img, "JPEG")
+    noisy = Image.effect_noise((64, 48), 120).convert("RGB")
+    noisy.save(img, "PNG")
     report = await world.file(
-        "alice", title="Lamp", description="dark", photos=[("p.jpg", img.getvalue(), "image/jpeg")]
+        "alice", title="Lamp", description="dark", photos=[("p.png", img.getvalue(), "image/png")]
     )
     analysed = await world.wait_analyzed(report["id"], "admin")
     a = analysed["analysis"]
@@ -87,8 +88,19 @@ async def test_remote_providers_classify_route_and_blur(
     assert {d["label"] for d in a["detections"]} == {"face", "pothole"}
     assert "pothole" in fake_ai.chat_requests[0]["messages"][-1]["content"]
     assert analysed["department_id"] == world.dept["lighting"]
-    # The public copy is blurred where the face was: no longer uniformly white there.
+    # The public copy is blurred where the face was (box 6,4 - 26,20), not elsewhere.
+    assert analysed["photos"][0]["url"]
     photo = await world.client.get(analysed["photos"][0]["url"])
-    public = Image.open(io.BytesIO(photo.content))
-    assert public.getexif() == {}
+    public = Image.open(io.BytesIO(photo.content)).convert("L")
+    assert dict(public.getexif()) == {}
     assert public.size == (64, 48)
+    original = noisy.convert("L")
+
+    def spread(image: Image.Image, box: tuple[int, int, int, int]) -> float:
+        values = list(image.crop(box).tobytes())
+        mean = sum(values) / len(values)
+        return sum((v - mean) ** 2 for v in values) / len(values)
+
+    face, elsewhere = (8, 6, 24, 18), (40, 30, 60, 46)
+    assert spread(public, face) < spread(original, face) / 4
+    assert spread(public, elsewhere) > spread(original, elsewhere) / 4

@@ -78,6 +78,28 @@ async def test_category_crud_and_reanalysis(world: World, platform: Platform) ->
     body = (await world.client.get(f"/api/v1/reports/{report['id']}")).json()
     assert body["department_id"] == world.dept["lighting"]
     assert body["routing"] == "routed"
+    r = await world.client.post(
+        "/api/v1/reports/admin/departments", json={"slug": "parks", "name": "Parks"}, headers=h
+    )
+    assert r.status_code == 201
+    dept = r.json()["id"]
+    r = await world.client.patch(
+        f"/api/v1/reports/admin/departments/{dept}", json={"name": "Parks 공원"}, headers=h
+    )
+    assert r.json()["name"] == "Parks 공원"
+    r = await world.client.get("/api/v1/reports/admin/rules", headers=h)
+    assert len(r.json()) == 4
+    assert (
+        await world.client.delete(f"/api/v1/reports/admin/departments/{dept}", headers=h)
+    ).status_code == 204
+    r = await world.client.get("/api/v1/reports/audit", headers=h)
+    assert {
+        "department.created",
+        "department.updated",
+        "department.deleted",
+        "category.created",
+        "rule.created",
+    } <= {a["action"] for a in r.json()}
     r = await world.client.delete(f"/api/v1/reports/admin/categories/{cat['id']}", headers=h)
     assert r.status_code == 204
     assert "graffiti" not in {
