@@ -43,8 +43,10 @@ async def test_full_game(server: str) -> None:
     assert len(pin) == 6
     assert pin.isdigit()
 
+    ann_token, _ = await signup_and_quiz(server, "ann@example.com")
     ann, bob, cy = Client(), Client(), Client()
-    for c in (ann, bob, cy):
+    await ann.connect(server, ann_token)  # Ann plays signed in: the result joins her history
+    for c in (bob, cy):
         await c.connect(server)
     # Bad input is rejected with an error event, and nothing else changes.
     wrong = await ann.call(
@@ -167,6 +169,13 @@ async def test_full_game(server: str) -> None:
         assert {r["outcome"] for r in rows if r["nickname"] == "Ann"} == {"correct", "poll"}
         quiz = (await http.get(f"/api/v1/quizzes/{quiz_id}")).json()
         assert quiz["play_count"] == 1
+        history = await http.get(
+            "/api/v1/quizzes/games/played", headers={"Authorization": f"Bearer {ann_token}"}
+        )
+        assert [(g["id"], g["me"]["rank"]) for g in history.json()] == [(created["game_id"], 1)]
+        assert (
+            await http.get("/api/v1/quizzes/games/played")
+        ).json() == []  # the host did not play
     for c in (host, ann, bob):
         await c.close()
 

@@ -32,6 +32,8 @@ from townhall.modules.quiz.schemas import (
     GameSummary,
     ImageOut,
     LikeOut,
+    PlayedGame,
+    PlayerResult,
     QuizImport,
     QuizIn,
     QuizOut,
@@ -148,6 +150,25 @@ async def my_games(session: ReadSession, principal: CurrentPrincipal) -> list[Ga
     """Games I hosted, newest first."""
     games = await GameRepository(session).hosted_by(principal.id)
     return [service.game_summary(g) for g in games]
+
+
+@router.get("/games/played", response_model=list[PlayedGame])
+async def played_games(session: ReadSession, principal: CurrentPrincipal) -> list[PlayedGame]:
+    """Games I played while signed in, with my result in each."""
+    rows = await GameRepository(session).played_by(principal.id)
+    return [
+        PlayedGame(
+            **service.game_summary(game).model_dump(),
+            me=PlayerResult(
+                number=p.number,
+                nickname=p.nickname,
+                score=p.score,
+                rank=p.rank,
+                correct_count=p.correct_count,
+            ),
+        )
+        for game, p in rows
+    ]
 
 
 @router.get("/games/{game_id}", response_model=GameResults)

@@ -164,6 +164,16 @@ class GameRepository:
         )
         return rows.all()
 
+    async def played_by(self, user_id: uuid.UUID, limit: int = 50) -> list[tuple[Game, GamePlayer]]:
+        rows = await self.session.execute(
+            select(Game, GamePlayer)
+            .join(GamePlayer, GamePlayer.game_id == Game.id)
+            .where(GamePlayer.user_id == user_id)
+            .order_by(Game.created_at.desc())
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in rows]
+
     async def players(self, game_id: uuid.UUID) -> Sequence[GamePlayer]:
         rows = await self.session.scalars(
             select(GamePlayer).where(GamePlayer.game_id == game_id).order_by(GamePlayer.rank)

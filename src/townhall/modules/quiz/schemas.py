@@ -235,3 +235,7 @@ class PlayerResult(BaseModel):
 
 class GameResults(GameSummary):
     players: list[PlayerResult]
+
+
+class PlayedGame(GameSummary):
+    me: PlayerResult
