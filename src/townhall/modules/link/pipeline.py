@@ -303,6 +303,7 @@ async def tag(platform: Platform, link_id: uuid.UUID) -> str | None:
         media_type=link.media_type,
         existing_tags=[t.name for t in existing_tags if t.kind == "user"]
         + [t.name for t in existing_tags if t.kind != "user"],
+        user_tags=[t.name for t in existing_tags if t.kind == "user"],
     )
     result = await platform.ai.complete_json(
         build_prompt(ctx), LinkTags, offline=lambda _prompt: offline_tags(ctx), task="link.tag"
@@ -339,6 +340,13 @@ async def _store_tags(
     await session.flush()
     tags = {t.key: t for t in await repo.tags_of_user(link.user_id)}
     on_link = {lt.tag_id for lt in link.link_tags}
+    # Create missing tags in key order: concurrent taggers then lock rows in one order.
+    for name, field in sorted(tag_names(value), key=lambda pair: tag_key(pair[0])):
+        if match_existing(name, set(tags)) is None:
+            created = await repo.ensure_tag(
+                link.user_id, name, tag_key(name), kind="ai", category=field
+            )
+            tags[created.key] = created
     for name, field in tag_names(value):
         key = match_existing(name, set(tags))
         found = tags.get(key) if key else None

@@ -385,6 +385,7 @@ class LinkService:
                 link.link_tags.remove(lt)
         for name in wanted.values():
             tag = await self._tag(link.user_id, name)
+            tag.kind = "user"  # the user chose it: an AI tag of that name becomes theirs
             link.link_tags.append(LinkTag(tag_id=tag.id, tag=tag, is_auto_generated=False))
 
     async def tags(self, user_id: uuid.UUID) -> list[TagSummary]:

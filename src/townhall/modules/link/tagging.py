@@ -32,6 +32,7 @@ class TagContext:
     text: str
     media_type: str | None
     existing_tags: Sequence[str]
+    user_tags: Sequence[str] = ()
 
 
 _STOPWORDS_TEXT = """
@@ -174,9 +175,11 @@ def offline_tags(ctx: TagContext) -> LinkTags:
             counts[w] += 2  # words of the title and description say most
     existing = {tag_key(t): t for t in ctx.existing_tags}
     keywords: list[str] = []
-    # The user's own tags first: reuse beats inventing a near-duplicate.
-    for key, name in existing.items():
-        if key and (key in counts or f" {name.lower()} " in f" {lower} ") and name not in keywords:
+    # The user's own tags first (at most 3): reuse beats inventing a near-duplicate.
+    for name in ctx.user_tags:
+        key = tag_key(name)
+        found = key in counts or f" {name.lower()} " in f" {lower} "
+        if key and found and name not in keywords and len(keywords) < 3:
             keywords.append(name)
     for word, _ in counts.most_common(20):
         if len(keywords) >= 5:
