@@ -173,10 +173,12 @@ class TestPerIpLimit:
     async def test_many_accounts_from_one_ip_are_429(
         self, tmp_path: Path, database_url: str
     ) -> None:
-        settings = make_settings(tmp_path, database_url=database_url, login_attempts_per_ip=3)
+        settings = make_settings(
+            tmp_path, database_url=database_url, login_attempts_per_ip=3, worker_in_process=False
+        )
         app = create_app(settings)
         try:
-            async with LifespanManager(app):
+            async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                     codes = [

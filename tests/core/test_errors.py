@@ -58,10 +58,15 @@ def _probe_router() -> APIRouter:
 async def errors_app(tmp_path: Path, sqlite_database_url: str) -> AsyncIterator[FastAPI]:
     """The app with a small body limit and routes that fail on purpose."""
     app = create_app(
-        make_settings(tmp_path, database_url=sqlite_database_url, max_body_bytes=LIMIT)
+        make_settings(
+            tmp_path,
+            database_url=sqlite_database_url,
+            max_body_bytes=LIMIT,
+            worker_in_process=False,
+        )
     )
     app.include_router(_probe_router())
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         yield app
     await empty_tables(sqlite_database_url)
 

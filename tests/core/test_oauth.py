@@ -187,6 +187,7 @@ async def oauth_client(
     settings = make_settings(
         tmp_path,
         database_url=database_url,
+        worker_in_process=False,
         base_url="http://testserver",
         oauth_google_client_id=CLIENT_ID,
         oauth_google_client_secret=CLIENT_SECRET,
@@ -356,6 +357,11 @@ class TestLinking:
         assert refused.status_code == 409
 
 
+# Refusals and configuration happen before any SQL of their own: SQLite is enough for them.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
 class TestRefusals:
     async def test_tampered_state_is_rejected(
         self, oauth_client: httpx.AsyncClient, provider: FakeProvider
@@ -432,6 +438,7 @@ class TestRefusals:
         assert done.headers["location"] == "/"
 
 
+@SQLITE_ONLY
 class TestConfiguration:
     async def test_unconfigured_provider_is_hidden_and_404(self, client: httpx.AsyncClient) -> None:
         page = await client.get("/login")
@@ -453,12 +460,13 @@ class TestConfiguration:
         settings = make_settings(
             tmp_path,
             database_url=database_url,
+            worker_in_process=False,
             oauth_google_client_id=CLIENT_ID,
             oauth_google_client_secret=CLIENT_SECRET,
             oauth_google_metadata_url=f"http://127.0.0.1:{free_port()}/.well-known/x",
         )
         app = create_app(settings)
-        async with LifespanManager(app):
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 response = await c.get("/auth/oauth/google/login")

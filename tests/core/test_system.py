@@ -16,7 +16,7 @@ from townhall.main import create_app
 
 
 async def _ready_of(tmp_path: Path, **overrides: Any) -> httpx.Response:
-    app = create_app(make_settings(tmp_path, **overrides))
+    app = create_app(make_settings(tmp_path, worker_in_process=False, **overrides))
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
@@ -92,9 +92,11 @@ class TestRequestId:
     async def test_log_lines_carry_it(
         self, tmp_path: Path, sqlite_database_url: str, capfd: pytest.CaptureFixture[str]
     ) -> None:
-        settings = make_settings(tmp_path, database_url=sqlite_database_url, log_level="INFO")
+        settings = make_settings(
+            tmp_path, database_url=sqlite_database_url, log_level="INFO", worker_in_process=False
+        )
         app = create_app(settings)
-        async with LifespanManager(app):
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
                 await c.get("/healthz", headers={"X-Request-ID": "trace-log-42"})
