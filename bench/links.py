@@ -1,0 +1,236 @@
+"""Links benchmark: save, list (cached/uncached) and search latency with many links of one user.
+
+Run: uv run python bench/links.py [--links 100000] [--requests 200]
+Needs PostgreSQL (TOWNHALL_TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/test;
+a fresh database is created and dropped) and Redis (TOWNHALL_TEST_REDIS_URL). Requests go
+through the ASGI app in process (no network), the pipeline is not running. Prints a Markdown
+table next to the seed's figures (save < 500 ms, list cached ~50 ms, uncached ~200 ms,
+search ~300 ms) as ratios (< 1 = faster than the seed's figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from asgi_lifespan import LifespanManager
+
+from townhall.core.config import Settings, normalise_database_url
+from townhall.core.migrate import upgrade
+from townhall.main import create_app
+from townhall.modules.link.urls import normalize_url, url_hash
+
+ADMIN_URL = os.environ.get(
+    "TOWNHALL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+).replace("postgresql+asyncpg://", "postgresql://")
+REDIS_URL = os.environ.get("TOWNHALL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+_WORDS_TEXT = """
+react hooks python postgres index query cache redis queue worker thumbnail image
+search korean 리액트훅 서울 여행 요리 레시피 design travel music science startup finance health
+garden bread coffee review tutorial guide news weekly notes deep dive performance
+"""
+WORDS = _WORDS_TEXT.split()
+SEED_MS = {"save": 500.0, "list cached": 50.0, "list uncached": 200.0, "search": 300.0}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def create_database(name: str) -> str:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def fill(url: str, user_id: uuid.UUID, count: int) -> None:
+    """Insert `count` completed links of one user straight into PostgreSQL (COPY)."""
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    rows: list[tuple[Any, ...]] = []
+    for i in range(count):
+        words = rng.sample(WORDS, 6)
+        title = " ".join(words[:4]).title()
+        normalized = normalize_url(f"https://bench{i % 997}.example.com/post/{i}")
+        stamp = now - timedelta(seconds=count - i)
+        rows.append(
+            (
+                uuid.uuid4(),
+                user_id,
+                normalized,
+                normalized,
+                url_hash(normalized),
+                "bench",
+                title,
+                " ".join(words),
+                "",
+                "completed",
+                0,
+                False,
+                False,
+                False,
+                1,
+                stamp,
+                f"{title} {' '.join(words)}",
+                stamp,
+                stamp,
+            )
+        )
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.copy_records_to_table(
+            "links",
+            records=rows,
+            columns=[
+                "id",
+                "user_id",
+                "url",
+                "normalized_url",
+                "url_hash",
+                "source",
+                "title",
+                "description",
+                "note",
+                "status",
+                "retry_count",
+                "is_read",
+                "is_archived",
+                "is_favorite",
+                "version",
+                "edited_at",
+                "search_text",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        await conn.execute("ANALYZE links")
+    finally:
+        await conn.close()
+
+
+async def timed(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> float:
+    start = time.perf_counter()
+    response = await client.request(method, url, **kw)
+    elapsed = (time.perf_counter() - start) * 1000
+    if response.status_code >= 400:
+        raise RuntimeError(f"{method} {url}: {response.status_code} {response.text[:200]}")
+    return elapsed
+
+
+async def run(links: int, requests: int) -> None:
+    name = f"townhall_bench_links_{os.getpid()}"
+    url = await create_database(name)
+    try:
+        await asyncio.to_thread(upgrade, normalise_database_url(url))
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(  # type: ignore[call-arg]
+                _env_file=None,
+                env="test",
+                var_dir=Path(tmp),
+                secret_key="bench-secret-key-with-enough-length-for-hs256",
+                database_url=url,
+                redis_url=REDIS_URL,
+                worker_in_process=False,
+                log_level="WARNING",
+                signup_per_ip_per_hour=1000,
+            )
+            app = create_app(settings)
+            async with (
+                LifespanManager(app, startup_timeout=60),
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://bench"
+                ) as client,
+            ):
+                email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+                tokens = (
+                    await client.post(
+                        "/api/v1/auth/signup",
+                        json={"email": email, "password": "password123", "display_name": "Bench"},
+                    )
+                ).json()
+                headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+                me = (await client.get("/api/v1/auth/me", headers=headers)).json()
+                started = time.perf_counter()
+                await fill(url, uuid.UUID(me["id"]), links)
+                print(f"filled {links} links in {time.perf_counter() - started:.1f} s")
+                results: dict[str, list[float]] = {k: [] for k in SEED_MS}
+                for i in range(requests):
+                    results["save"].append(
+                        await timed(
+                            client,
+                            "POST",
+                            "/api/v1/links",
+                            headers=headers,
+                            json={"url": f"https://new.example.com/{i}", "source": "bench"},
+                        )
+                    )
+                platform = app.state.platform
+                from townhall.modules.link.service import invalidate_user_cache
+
+                for i in range(requests):
+                    await invalidate_user_cache(platform, uuid.UUID(me["id"]))
+                    page = 1 + i % 50
+                    results["list uncached"].append(
+                        await timed(
+                            client, "GET", f"/api/v1/links?page={page}&limit=20", headers=headers
+                        )
+                    )
+                await timed(client, "GET", "/api/v1/links?page=1&limit=20", headers=headers)
+                for _ in range(requests):
+                    results["list cached"].append(
+                        await timed(client, "GET", "/api/v1/links?page=1&limit=20", headers=headers)
+                    )
+                rng = random.Random(11)
+                for _ in range(requests):
+                    q = " ".join(rng.sample(WORDS, 2))
+                    results["search"].append(
+                        await timed(
+                            client, "GET", "/api/v1/search", params={"q": q}, headers=headers
+                        )
+                    )
+        print(f"\n{links} links of one user, {requests} requests each (PostgreSQL + Redis)\n")
+        print("| operation | p50 ms | p99 ms | seed figure ms | p50 / seed | p99 / seed |")
+        print("|---|---|---|---|---|---|")
+        for op, values in results.items():
+            p50, p99 = statistics.median(values), pct(values, 99)
+            seed = SEED_MS[op]
+            ratios = f"{p50 / seed:.2f} | {p99 / seed:.2f}"
+            print(f"| {op} | {p50:.1f} | {p99:.1f} | {seed:.0f} | {ratios} |")
+    finally:
+        await drop_database(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--links", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    asyncio.run(run(args.links, args.requests))
+
+
+if __name__ == "__main__":
+    main()
