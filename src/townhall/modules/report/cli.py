@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+# Registers the app's roles, so `townhall migrate` (which imports this CLI) syncs them.
+from townhall.modules.report import auth as _roles  # noqa: F401
+
 app = typer.Typer(help="Reports app (seed 004).", no_args_is_help=True)
 
 
