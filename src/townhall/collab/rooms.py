@@ -271,10 +271,15 @@ class RoomManager:
         self.pubsub = pubsub
         self.origin = uuid.uuid4().hex
         self.rooms: dict[tuple[str, str], Room] = {}
+        self._closing: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
 
     async def join(self, service: str, doc_id: str, peer: Peer) -> Room:
         key = (service, doc_id)
+        closing = self._closing.get(key)
+        if closing is not None:
+            # The previous room of this document is still storing its last changes.
+            await asyncio.shield(closing)
         async with self._lock:
             room = self.rooms.get(key)
             if room is None:
@@ -304,7 +309,14 @@ class RoomManager:
             if room.peers or self.rooms.get((room.service, room.doc_id)) is not room:
                 return
             del self.rooms[(room.service, room.doc_id)]
-        await room.close()
+            key = (room.service, room.doc_id)
+            closing = asyncio.ensure_future(room.close())
+            self._closing[key] = closing
+        try:
+            await asyncio.shield(closing)
+        finally:
+            if self._closing.get(key) is closing:
+                del self._closing[key]
 
     def get(self, service: str, doc_id: str) -> Room | None:
         return self.rooms.get((service, doc_id))
