@@ -59,6 +59,20 @@ async def test_rejected_uploads_leave_nothing(world: World, platform: Platform) 
     assert len(await stored_keys(platform)) == 2  # original + public copy
 
 
+async def test_a_40_mb_photo_is_refused_before_it_is_read(world: World, platform: Platform) -> None:
+    huge = b"\xff\xd8\xff\xe0" + bytes(40 * 1024 * 1024)
+    r = await world.client.post(
+        "/api/v1/reports",
+        data={"title": "t", "lat": "35.82", "lng": "127.14"},
+        files=[("photos", ("huge.jpg", huge, "image/jpeg"))],
+        headers=world.h("alice"),
+    )
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert await count_reports(world) == 0
+    assert await stored_keys(platform) == []
+
+
 async def test_exif_is_stripped_from_the_public_copy_and_kept_private(world: World) -> None:
     report = await world.file("alice")
     photo = report["photos"][0]
