@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fixtures.app import signup
+from tests.fixtures.app import make_settings, signup
 from townhall.core.auth.tokens import issue_access_token
 from townhall.core.config import Settings
 from townhall.modules.registry import PLANNED
@@ -18,6 +19,12 @@ from townhall.modules.registry import PLANNED
 def database_url(sqlite_database_url: str) -> str:
     """Pages add no SQL of their own (the auth API tests run on both databases): SQLite only."""
     return sqlite_database_url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Pages enqueue no jobs; the in-process job worker can hold SQLite locks at shutdown."""
+    return make_settings(tmp_path, database_url=database_url, worker_in_process=False)
 
 
 FORM = {"email": "web@example.com", "password": "password123", "display_name": "Web User"}
