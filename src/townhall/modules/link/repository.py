@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -244,7 +245,15 @@ class LinkRepository:
             params[f"t{i}"] = f"%{_like_escape(term)}%"
             conditions.append(f"links.search_text ILIKE :t{i}")
         like_all = " AND ".join(conditions)
-        where = text(f"({vector} @@ {tsquery} OR ({like_all}))").bindparams(**params)
+        # A UNION lets each GIN index (tsvector, trigram) serve its half; an OR would scan.
+        own = and_(Link.user_id == user_id, Link.deleted_at.is_(None))
+        by_words = select(Link.id).where(
+            own, text(f"{vector} @@ {tsquery}").bindparams(q=params["q"])
+        )
+        by_parts = select(Link.id).where(
+            own, text(f"({like_all})").bindparams(**{k: v for k, v in params.items() if k != "q"})
+        )
+        where = Link.id.in_(union(by_words, by_parts).subquery().select())
         joined = " ".join(terms)
         rank: ColumnElement[float] = func.ts_rank(
             literal_column(vector), func.plainto_tsquery("english", joined)
