@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 import townhall.sync.models  # noqa: F401  (the tables are emptied between tests)
-from tests.fixtures.app import signup
+from tests.fixtures.app import make_settings, signup
+from townhall.core.config import Settings
 
 API = "/api/v1/sync/collections"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    # No in-process job worker: its SQLite writes only contend with the teardown here.
+    return make_settings(tmp_path, database_url=database_url, worker_in_process=False)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def database_url(request: pytest.FixtureRequest, sqlite_database_url: str) -> st
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return make_settings(tmp_path, database_url=database_url)
+    return make_settings(tmp_path, database_url=database_url, worker_in_process=False)
 
 
 @pytest.fixture

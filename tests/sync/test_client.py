@@ -19,7 +19,9 @@ from townhall.sync.service import SyncService
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return make_settings(tmp_path, database_url=database_url, sync_catchup_max_events=2000)
+    return make_settings(
+        tmp_path, database_url=database_url, sync_catchup_max_events=2000, worker_in_process=False
+    )
 
 
 async def test_reconnect_after_10k_events_via_snapshot_and_tail(

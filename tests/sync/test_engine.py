@@ -26,6 +26,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(
         tmp_path,
         database_url=database_url,
+        worker_in_process=False,
         sync_snapshot_every_events=20,
         sync_catchup_max_events=60,
         sync_event_retention_count=10,

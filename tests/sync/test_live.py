@@ -27,6 +27,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(
         tmp_path,
         database_url=database_url,
+        worker_in_process=False,
         sync_catchup_max_events=40,
         sync_subscriber_queue=4,
         sync_poll_seconds=0.5,
