@@ -11,7 +11,7 @@ import os
 import socket
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 _CURRENT: contextvars.ContextVar[TaskiqMessage] = contextvars.ContextVar("townhall_job")
 MAX_ERROR_CHARS = 8000
+SHUTDOWN_STEP_SECONDS = 10.0
 
 
 def broker_kind(url: str | None) -> str:
@@ -146,7 +147,7 @@ class Jobs:
     async def stop(self) -> None:
         await self.stop_in_process()
         if self._producer is not None:
-            await self._producer.shutdown()
+            await _bounded(self._producer.shutdown(), "producer shutdown")
             self._producer = None
 
     def make_broker(self, queues: Collection[str] | None, *, worker: bool) -> AsyncBroker:
@@ -345,9 +346,9 @@ class Jobs:
         finally:
             for loop in loops:
                 loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(*loops, return_exceptions=True)
-            await broker.shutdown()
+            # Bounded: a broker that hangs while closing must not hang the process's shutdown.
+            await asyncio.wait(loops, timeout=SHUTDOWN_STEP_SECONDS)
+            await _bounded(broker.shutdown(), "worker broker shutdown")
             log.info("job worker stopped")
 
     def start_in_process(self) -> None:
@@ -430,6 +431,15 @@ class Jobs:
         if count:
             log.info("sweeper re-enqueued stalled work", sweeper=sweep.name, count=count)
             JOBS.labels(sweep.name, "swept").inc(count)
+
+
+async def _bounded(step: Awaitable[None], what: str) -> None:
+    try:
+        await asyncio.wait_for(step, SHUTDOWN_STEP_SECONDS)
+    except TimeoutError:
+        log.warning("gave up waiting", step=what, seconds=SHUTDOWN_STEP_SECONDS)
+    except Exception as exc:
+        log.warning("shutdown step failed", step=what, error=str(exc)[:200])
 
 
 def _undeclared(name: str) -> Any:
