@@ -63,9 +63,10 @@ async def test_npm_y_websocket_clients_converge_with_the_server_copy(
     # The server's live copy (room or buffer) matches what the npm clients hold.
     engine = app.state.collab
     for _ in range(100):
-        if engine.rooms.get("demo", doc_id) is None:
+        if engine.rooms.is_unloaded("demo", doc_id):
             break
         await asyncio.sleep(0.05)
+    assert engine.rooms.is_unloaded("demo", doc_id)
     await engine.flush()
     state = await client.get(f"/api/v1/collab/demo/{doc_id}/state", headers=user["headers"])
     server_state = base64.b64decode(state.json()["state"])

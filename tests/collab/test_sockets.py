@@ -100,10 +100,10 @@ async def test_two_y_websocket_clients_converge_and_the_server_stores(
     # The room unloaded when empty and stored its changes in the buffer.
     engine = app.state.collab
     for _ in range(100):
-        if engine.rooms.get("demo", doc_id) is None:
+        if engine.rooms.is_unloaded("demo", doc_id):
             break
         await asyncio.sleep(0.05)
-    assert engine.rooms.get("demo", doc_id) is None
+    assert engine.rooms.is_unloaded("demo", doc_id)
     await engine.flush()
     state = await client.get(f"/api/v1/collab/demo/{doc_id}/state", headers=user["headers"])
     import base64

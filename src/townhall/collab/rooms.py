@@ -321,6 +321,11 @@ class RoomManager:
     def get(self, service: str, doc_id: str) -> Room | None:
         return self.rooms.get((service, doc_id))
 
+    def is_unloaded(self, service: str, doc_id: str) -> bool:
+        """No room holds the document and its last unload has stored everything."""
+        key = (service, doc_id)
+        return key not in self.rooms and key not in self._closing
+
     async def close(self) -> None:
         rooms = list(self.rooms.values())
         self.rooms.clear()

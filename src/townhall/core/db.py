@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -75,6 +77,18 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class RollbackOnCloseConnection(sqlite3.Connection):
+    """A SQLite connection that rolls back before it closes."""
+
+    def close(self) -> None:
+        # A cancelled query can leave a half-read UPDATE ... RETURNING cursor alive in a
+        # traceback; close() then only makes the connection a zombie that keeps the write
+        # lock until the garbage collector frees that cursor, blocking every other writer.
+        with contextlib.suppress(sqlite3.Error):
+            self.rollback()
+        super().close()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -87,7 +101,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 def build_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 10, "factory": RollbackOnCloseConnection}
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

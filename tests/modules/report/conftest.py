@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -108,7 +109,8 @@ class World:
         await settle(self.platform)
 
     async def wait_analyzed(self, report_id: str, who: str = "alice") -> dict[str, Any]:
-        for _ in range(300):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             r = await self.client.get(f"/api/v1/reports/{report_id}", headers=self.h(who))
             body: dict[str, Any] = r.json()
             if body["routing"] != "pending":
@@ -117,9 +119,10 @@ class World:
         raise AssertionError(f"report {report_id} was never analysed")
 
 
-async def settle(platform: Platform) -> None:
+async def settle(platform: Platform, timeout: float = 60.0) -> None:
     """Wait until every report was analysed and its job acknowledged (none cut off at shutdown)."""
-    for _ in range(400):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         async with platform.db.session() as session:
             pending = await session.scalar(
                 select(func.count()).select_from(Report).where(Report.routing == "pending")
@@ -132,7 +135,7 @@ async def settle(platform: Platform) -> None:
         if not pending and not busy:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("report analysis did not settle")
+    raise AssertionError(f"report analysis did not settle within {timeout}s")
 
 
 CATEGORIES = [

@@ -1,0 +1,39 @@
+"""The SQLite engine releases its write lock when a connection closes mid-statement."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import text
+
+from townhall.core.db import build_engine
+
+
+async def test_closing_a_connection_with_a_half_read_returning_cursor_frees_the_lock(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lock.db"
+    engine = build_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE jobs (n INTEGER)"))
+        await conn.execute(text("INSERT INTO jobs VALUES (1), (2), (3)"))
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("BEGIN")
+        # What a cancelled claim leaves behind: one row read, the cursor still referenced.
+        cursor = await driver.execute("UPDATE jobs SET n = n + 1 RETURNING n")
+        assert await cursor.fetchone() is not None
+        await driver.close()
+        raw.invalidate()
+    other = sqlite3.connect(path, timeout=0.5)
+    try:
+        other.execute("DELETE FROM jobs")
+        other.commit()
+        assert other.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+    finally:
+        other.close()
+        del cursor
+        await engine.dispose()
