@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from tests.collab.helpers import text_of
 from tests.fixtures.app import signup
+from tests.fixtures.jobs import wait_until
 from tests.fixtures.services import IN_CI
 
 INTEROP = Path(__file__).parent / "interop"
@@ -62,11 +63,7 @@ async def test_npm_y_websocket_clients_converge_with_the_server_copy(
     assert sorted(result["a"].split(";")[:2]) == ["from-a", "from-b"]
     # The server's live copy (room or buffer) matches what the npm clients hold.
     engine = app.state.collab
-    for _ in range(100):
-        if engine.rooms.is_unloaded("demo", doc_id):
-            break
-        await asyncio.sleep(0.05)
-    assert engine.rooms.is_unloaded("demo", doc_id)
+    await wait_until(lambda: engine.rooms.is_unloaded("demo", doc_id), message="room unload")
     await engine.flush()
     state = await client.get(f"/api/v1/collab/demo/{doc_id}/state", headers=user["headers"])
     server_state = base64.b64decode(state.json()["state"])

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from tests.collab.helpers import text_of, text_update
 from tests.fixtures.app import signup
+from tests.fixtures.jobs import wait_until
 from websockets.exceptions import ConnectionClosed
 
 from townhall.collab import protocol as yp
@@ -99,11 +100,7 @@ async def test_two_y_websocket_clients_converge_and_the_server_stores(
         await b.pump_until(lambda: any(e.client_id == a.doc.client_id for e in b.awareness))
     # The room unloaded when empty and stored its changes in the buffer.
     engine = app.state.collab
-    for _ in range(100):
-        if engine.rooms.is_unloaded("demo", doc_id):
-            break
-        await asyncio.sleep(0.05)
-    assert engine.rooms.is_unloaded("demo", doc_id)
+    await wait_until(lambda: engine.rooms.is_unloaded("demo", doc_id), message="room unload")
     await engine.flush()
     state = await client.get(f"/api/v1/collab/demo/{doc_id}/state", headers=user["headers"])
     import base64

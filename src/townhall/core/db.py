@@ -99,7 +99,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 
 
 def build_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An async engine; SQLite gets WAL, a busy timeout, foreign keys and rollback on close."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, connect_args={"timeout": 10, "factory": RollbackOnCloseConnection}
