@@ -5,19 +5,49 @@ from __future__ import annotations
 import asyncio
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from townhall.core.config import get_settings
+from townhall.core.config import ConfigurationError, get_settings
 from townhall.core.jobs.cli import jobs_app, parse_queues, run_worker
 from townhall.modules.report.cli import app as reports_app
 
-app = typer.Typer(help="townhall: five real-time apps on one platform.", no_args_is_help=True)
+
+class _Group(TyperGroup):
+    """Remembers whether help was asked for, which the settings check lets through."""
+
+    # Any: the context is typer's vendored click Context, which typer does not export.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["help"] = any(arg in ctx.help_option_names for arg in args)
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_Group, help="townhall: five real-time apps on one platform.", no_args_is_help=True
+)
 console = Console()
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(reports_app, name="reports")  # Reports app (seed 004)
+
+
+def refuse(message: str) -> NoReturn:
+    """Print one plain line on stderr and exit 2 (a configuration error, not a crash)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.callback()
+def main(ctx: typer.Context) -> None:
+    """townhall: five real-time apps on one platform."""
+    if ctx.meta.get("help"):
+        return  # help must work even on a misconfigured machine
+    try:
+        get_settings().check_production()
+    except ConfigurationError as exc:
+        refuse(str(exc))
 
 
 @app.command()
@@ -31,7 +61,10 @@ def serve(
     import uvicorn
 
     settings = get_settings()
-    settings.check_production()
+    if workers > 1 and settings.redis_url is None:
+        # The embedded cache is per process: a log-out or a rate limit would not reach the
+        # other workers.
+        refuse(f"--workers {workers} needs TOWNHALL_REDIS_URL (shared sessions and rate limits)")
     if migrate_db and settings.is_sqlite:
         _migrate()
     uvicorn.run(
@@ -79,6 +112,11 @@ def worker(
         bool, typer.Option("--schedules/--no-schedules", help="Also run cron jobs and sweepers")
     ] = True,
     migrate_db: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's Prometheus /metrics on this port", min=1, max=65535),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
 ) -> None:
     """Run job consumers (and cron schedules and sweepers) until SIGTERM."""
     settings = get_settings()
@@ -89,7 +127,7 @@ def worker(
     from townhall.core.logging import configure_logging
 
     configure_logging(settings.log_level, json=settings.log_json)
-    run_worker(settings, selected, schedules=schedules)
+    run_worker(settings, selected, schedules=schedules, metrics=(metrics_host, metrics_port))
 
 
 @app.command()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
+from sqlalchemy import update
 
 from tests.fixtures.app import make_settings, signup
 from tests.fixtures.database import empty_tables
+from tests.fixtures.services import REDIS_URL, require
+from townhall.core.auth.models import AuthSession
+from townhall.core.config import Settings
+from townhall.core.db import utcnow
+from townhall.core.platform import Platform
 from townhall.main import create_app
 
 
@@ -31,6 +39,15 @@ class TestSignup:
         assert again.status_code == 409
         assert again.headers["content-type"] == "application/problem+json"
         assert "already exists" in again.json()["detail"]
+        # The refused sign-up changed nothing: the first password and name still hold.
+        ok = await client.post(
+            "/api/v1/auth/login", json={"email": "dup@example.com", "password": "password123"}
+        )
+        assert ok.status_code == 200
+        me = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {ok.json()['access_token']}"}
+        )
+        assert me.json()["display_name"] == "Ann"
 
     async def test_validation_names_the_field(self, client: httpx.AsyncClient) -> None:
         response = await client.post(
@@ -72,6 +89,10 @@ class TestLogin:
         )
         assert response.status_code == 401
         assert response.json()["detail"] == "wrong email or password"
+        ok = await client.post(
+            "/api/v1/auth/login", json={"email": "w@example.com", "password": "password123"}
+        )
+        assert ok.status_code == 200
 
     async def test_sql_looking_input_is_just_a_wrong_password(
         self, client: httpx.AsyncClient
@@ -131,6 +152,21 @@ class TestRefresh:
         response = await client.post("/api/v1/auth/refresh", json={"refresh_token": "garbage"})
         assert response.status_code == 401
 
+    async def test_expired_refresh_token_is_refused_and_stays_refused(
+        self, client: httpx.AsyncClient, platform: Platform
+    ) -> None:
+        tokens = await signup(client, "stale@example.com")
+        async with platform.db.session() as session:
+            await session.execute(
+                update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+        for _ in range(2):  # the refusal rotated nothing, so it is not mistaken for reuse
+            response = await client.post(
+                "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+            )
+            assert response.status_code == 401
+            assert response.json()["detail"] == "refresh token expired"
+
 
 class TestLogout:
     async def test_logout_revokes_access_and_refresh(self, client: httpx.AsyncClient) -> None:
@@ -157,16 +193,35 @@ class TestTokens:
         assert response.status_code == 401
         assert response.json()["detail"] == "invalid access token"
 
-    async def test_expired_token_is_401(self, client: httpx.AsyncClient, settings) -> None:  # type: ignore[no-untyped-def]
-        import uuid
-
+    async def test_expired_token_is_401(
+        self, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
         from townhall.core.auth.tokens import issue_access_token
 
         expired = issue_access_token(settings.secret(), uuid.uuid4(), uuid.uuid4(), minutes=-1)
         response = await client.get(
             "/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}
         )
+        assert response.status_code == 401
         assert response.json()["detail"] == "access token expired"
+
+    async def test_a_token_of_another_type_is_not_an_access_token(
+        self, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        import jwt
+
+        tokens = await signup(client, "typ@example.com")
+        claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+        for typ in ("refresh", None):
+            other = (
+                {**claims, "typ": typ} if typ else {k: v for k, v in claims.items() if k != "typ"}
+            )
+            token = jwt.encode(other, settings.secret(), "HS256")
+            response = await client.get(
+                "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 401
+            assert response.json()["detail"] == "not an access token"
 
 
 class TestPerIpLimit:
@@ -220,3 +275,44 @@ class TestCookies:
         assert response.status_code == 204
         assert "th_access" not in client.cookies
         assert (await client.get("/api/v1/auth/me")).status_code == 401
+
+
+class TestSharedRevocation:
+    async def test_log_out_on_one_instance_is_seen_by_another(
+        self, tmp_path: Path, database_url: str
+    ) -> None:
+        """Two processes behind one port share Redis: a revoked session dies on both."""
+        require("Redis", REDIS_URL, 6379)
+        apps = [
+            create_app(
+                make_settings(
+                    tmp_path / name,
+                    database_url=database_url,
+                    redis_url=REDIS_URL,
+                    worker_in_process=False,
+                )
+            )
+            for name in ("a", "b")
+        ]
+        try:
+            async with (
+                LifespanManager(apps[0], startup_timeout=30, shutdown_timeout=30),
+                LifespanManager(apps[1], startup_timeout=30, shutdown_timeout=30),
+            ):
+                first, second = (
+                    httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://t")
+                    for a in apps
+                )
+                async with first, second:
+                    tokens = await signup(first, f"shared-{uuid.uuid4().hex[:8]}@example.com")
+                    # The second instance has seen (and cached) the session as active.
+                    assert (
+                        await second.get("/api/v1/auth/me", headers=tokens["headers"])
+                    ).status_code == 200
+                    out = await first.post("/api/v1/auth/logout", headers=tokens["headers"])
+                    assert out.status_code == 204
+                    me = await second.get("/api/v1/auth/me", headers=tokens["headers"])
+                    assert me.status_code == 401
+                    assert me.json()["detail"] == "session revoked"
+        finally:
+            await empty_tables(database_url)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.fixtures.app import make_settings, signup
+from tests.fixtures.app import make_settings, oauth_only_account, signup
 from townhall.core.auth.passwords import passwords_for
+from townhall.core.platform import Platform
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
@@ -75,6 +76,35 @@ class TestPasswordChange:
         )
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "new_password"
+
+
+class TestFirstPassword:
+    async def test_oauth_only_account_sets_a_password_without_a_current_one(
+        self, client: httpx.AsyncClient, platform: Platform
+    ) -> None:
+        here = await oauth_only_account(platform, "oauth-only@example.com")
+        refused = await client.post(
+            "/api/v1/auth/login",
+            json={"email": "oauth-only@example.com", "password": "first-password"},
+        )
+        assert refused.status_code == 401
+        response = await client.post(
+            "/api/v1/auth/password", json={"new_password": "first-password"}, headers=bearer(here)
+        )
+        assert response.status_code == 204, response.text
+        assert (await client.get("/api/v1/auth/me", headers=bearer(here))).status_code == 200
+        await login(client, "oauth-only@example.com", "first-password")
+
+    async def test_an_existing_password_still_needs_the_current_one(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        here = await signup(client, "has-pw@example.com", password="old-password")
+        response = await client.post(
+            "/api/v1/auth/password", json={"new_password": "new-password"}, headers=here["headers"]
+        )
+        assert response.status_code == 401
+        assert response.json()["detail"] == "current password is wrong"
+        await login(client, "has-pw@example.com", "old-password")
 
 
 class TestProfile:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from cashews import Cache
 
+from tests.fixtures.redis_server import RedisServer, redis_server  # noqa: F401
 from tests.fixtures.services import REDIS_URL, require
 from townhall.core.cache import (
+    CacheUnavailable,
     Lock,
     LockHeld,
     build_cache,
     cached,
     hit_rate_limit,
     invalidate_prefix,
+    invalidate_tag,
     lock,
     try_lock,
 )
@@ -218,6 +221,57 @@ async def test_invalidate_prefix_pages_through_many_keys(cache: Cache, ns: str) 
     assert await cache.get(f"{ns}:other") == 1
 
 
+async def test_invalidate_tag_deletes_every_key_cached_with_it(
+    caches: tuple[Cache, Cache], ns: str
+) -> None:
+    a, b = caches
+    loads: list[str] = []
+
+    def loader(name: str) -> Callable[[], Awaitable[str]]:
+        async def load() -> str:
+            loads.append(name)
+            return f"value of {name}"
+
+        return load
+
+    ann, bob = f"{ns}:links:user:1", f"{ns}:links:user:2"
+    entries = {  # key -> tags; the keys share no prefix
+        f"{ns}:page:1": [ann],
+        f"{ns}:search:rust": [ann, bob],
+        f"{ns}:home": [bob],
+        f"{ns}:untagged": [],
+    }
+    for key, tags in entries.items():
+        await cached(a, key, loader(key), ttl=60, tags=tags)
+    assert await invalidate_tag(b, ann) == 2  # from the other client
+    assert await a.get(f"{ns}:page:1") is None
+    assert await a.get(f"{ns}:search:rust") is None
+    assert await a.get(f"{ns}:home") == f"value of {ns}:home"
+    assert await a.get(f"{ns}:untagged") == f"value of {ns}:untagged"
+    assert await invalidate_tag(b, ann) == 0
+    # The next read loads again (and tags again).
+    loads.clear()
+    await cached(a, f"{ns}:page:1", loader(f"{ns}:page:1"), ttl=60, tags=[ann])
+    assert loads == [f"{ns}:page:1"]
+    assert await invalidate_tag(a, ann) == 1
+    with pytest.raises(ValueError, match="tag"):
+        await invalidate_tag(a, "")
+
+
+async def test_a_short_lived_entry_never_shortens_its_tag(cache: Cache, ns: str) -> None:
+    """The tag's set must outlive its longest entry, or invalidate_tag would miss that one."""
+    tag = f"{ns}:links:user:1"
+
+    async def load() -> int:
+        return 1
+
+    await cached(cache, f"{ns}:long", load, ttl=3600, tags=[tag])
+    await cached(cache, f"{ns}:short", load, ttl=1, tags=[tag])
+    assert await cache.get_expire(f"tag:{tag}") > 3000
+    assert await invalidate_tag(cache, tag) == 2
+    assert await cache.get(f"{ns}:long") is None
+
+
 async def test_rate_limit_counts_across_clients(caches: tuple[Cache, Cache], ns: str) -> None:
     a, b = caches
     assert await hit_rate_limit(a, f"{ns}:ip", limit=3, window=60) == 1
@@ -226,3 +280,52 @@ async def test_rate_limit_counts_across_clients(caches: tuple[Cache, Cache], ns:
     with pytest.raises(TooManyRequests) as info:
         await hit_rate_limit(b, f"{ns}:ip", limit=3, window=60)
     assert 0 < int(info.value.headers["Retry-After"]) <= 60
+
+
+@pytest.mark.redis
+async def test_a_redis_outage_is_a_clear_error_and_work_resumes_after_it(
+    redis_server: RedisServer,  # noqa: F811
+    ns: str,
+) -> None:
+    cache = build_cache(redis_server.url)
+    tag = f"{ns}:links:user:1"
+
+    async def load() -> str:
+        return "page"
+
+    async def cache_aside() -> None:
+        assert await cached(cache, f"{ns}:page", load, ttl=60, tags=[tag]) == "page"
+
+    async def locking() -> None:
+        async with lock(cache, f"{ns}:job", ttl=10) as held:
+            assert await held.extend()
+
+    async def rate_limit() -> None:
+        assert await hit_rate_limit(cache, f"{ns}:ip", limit=100, window=60) >= 1
+
+    async def invalidation() -> None:
+        await invalidate_tag(cache, tag)
+        await invalidate_prefix(cache, f"{ns}:")
+
+    work = [cache_aside, locking, rate_limit, invalidation, cache.ping]
+    try:
+        for step in work:
+            await step()
+        held = Lock(cache, f"{ns}:held", 30)
+        assert await held.acquire()
+
+        await asyncio.to_thread(redis_server.stop)
+        for step in [*work, held.extend, held.owned]:
+            with pytest.raises(CacheUnavailable, match="cache unavailable") as info:
+                await step()
+            assert info.value.status_code == 503
+            assert "Retry-After" in info.value.headers
+
+        await asyncio.to_thread(redis_server.start)  # an empty Redis: nothing was persisted
+        for step in work:
+            await step()
+        assert await invalidate_tag(cache, tag) == 0
+        await cache_aside()
+        assert await invalidate_tag(cache, tag) == 1
+    finally:
+        await cache.close()

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from townhall.cli import app
+from townhall.core.auth.models import User
 from townhall.core.auth.rbac import load_grants
 from townhall.core.auth.repository import UserRepository
 from townhall.core.config import get_settings
@@ -95,3 +97,94 @@ def test_demo_if_empty_leaves_a_used_database_alone() -> None:
     invoke("createuser", "first@example.com", "--password", "password123")
     assert "not loaded" in invoke("demo", "--if-empty")
     assert account(DEMO_USERS[0][0]) is None
+
+
+def refused(*args: str) -> str:
+    """Run a command that must be refused: exit 2, one plain line, no traceback."""
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Record what serve would start instead of binding a port."""
+    import uvicorn
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    return calls
+
+
+class TestServeWorkers:
+    def test_many_workers_on_the_embedded_cache_are_refused(
+        self, uvicorn_calls: list[dict[str, object]]
+    ) -> None:
+        line = refused("serve", "--workers", "3", "--no-migrate")
+        assert "TOWNHALL_REDIS_URL" in line
+        assert "--workers 3" in line
+        assert uvicorn_calls == []
+
+    def test_many_workers_with_redis_start(
+        self, monkeypatch: pytest.MonkeyPatch, uvicorn_calls: list[dict[str, object]]
+    ) -> None:
+        monkeypatch.setenv("TOWNHALL_REDIS_URL", "redis://127.0.0.1:6379/0")
+        get_settings.cache_clear()
+        invoke("serve", "--workers", "3", "--no-migrate")
+        assert [call["workers"] for call in uvicorn_calls] == [3]
+
+    def test_one_worker_needs_no_redis(self, uvicorn_calls: list[dict[str, object]]) -> None:
+        invoke("serve", "--no-migrate")
+        assert [call["workers"] for call in uvicorn_calls] == [1]
+
+
+class TestProductionRefusals:
+    @pytest.mark.parametrize(
+        "command",
+        [
+            ["serve", "--no-migrate"],
+            ["migrate"],
+            ["createuser", "x@example.com", "--password", "password123"],
+            ["demo"],
+            ["jobs", "dlq", "list"],
+        ],
+    )
+    def test_every_command_refuses_embedded_defaults(
+        self,
+        environment: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        uvicorn_calls: list[dict[str, object]],
+        command: list[str],
+    ) -> None:
+        monkeypatch.setenv("TOWNHALL_ENV", "production")
+        get_settings.cache_clear()
+        line = refused(*command)
+        assert line.startswith("error: production mode needs these settings:")
+        for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "BROKER_URL", "STORAGE_URL"):
+            assert f"TOWNHALL_{name}" in line
+        assert not (environment / "var" / "townhall.db").exists()
+        assert uvicorn_calls == []
+
+    def test_help_still_works(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TOWNHALL_ENV", "production")
+        get_settings.cache_clear()
+        assert "--workers" in invoke("serve", "--help")
+
+
+def test_the_readme_lists_every_demo_account() -> None:
+    """Whatever `demo` creates, in any app's demo loader, a newcomer can find in the README."""
+    invoke("migrate")
+    invoke("demo")
+
+    async def emails() -> list[str]:
+        async with build_platform(get_settings()) as platform, platform.db.session() as session:
+            return list((await session.execute(select(User.email))).scalars())
+
+    created = asyncio.run(emails())
+    assert len(created) > len(DEMO_USERS)  # apps add their own (reports: an officer)
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    demo_table = readme[readme.index("Demo accounts") : readme.index("Other targets")]
+    assert [email for email in created if f"| {email} |" not in demo_table] == []

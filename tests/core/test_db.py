@@ -1,4 +1,4 @@
-"""The SQLite engine releases its write lock when a connection closes mid-statement."""
+"""The SQLite engine: WAL, busy timeout, and the write lock released when a connection closes."""
 
 from __future__ import annotations
 
@@ -36,4 +36,25 @@ async def test_closing_a_connection_with_a_half_read_returning_cursor_frees_the_
     finally:
         other.close()
         del cursor
+        await engine.dispose()
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    """Readers never block the writer, and a second writer waits instead of failing at once."""
+    path = tmp_path / "wal.db"
+    engine = build_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one() >= 5000
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        # WAL is a property of the file: a plain connection sees it too.
+        other = sqlite3.connect(path)
+        try:
+            assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            other.close()
+    finally:
         await engine.dispose()

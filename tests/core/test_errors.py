@@ -9,6 +9,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
+from prometheus_client import REGISTRY
 
 from tests.fixtures.app import make_settings
 from tests.fixtures.database import empty_tables
@@ -134,6 +135,31 @@ class TestProblemShape:
         body = assert_problem(await eclient.get("/_test/crash"), 500)
         assert body["detail"] == "internal error"
         assert "passwd" not in str(body)
+
+    async def test_crash_carries_the_request_id_and_logs_the_traceback(
+        self, capfd: pytest.CaptureFixture[str], eclient: httpx.AsyncClient
+    ) -> None:
+        # capfd first: the app's log handler binds the stderr that is current when it starts.
+        response = await eclient.get("/_test/crash", headers={"X-Request-ID": "crash-id-7"})
+        body = assert_problem(response, 500)
+        assert response.headers["x-request-id"] == "crash-id-7"
+        assert body["request_id"] == "crash-id-7"
+        logged = capfd.readouterr().err
+        assert "Traceback" in logged
+        assert "RuntimeError: secret internals" in logged
+        assert "crash-id-7" in logged
+
+    async def test_crash_is_counted_as_an_error(self, eclient: httpx.AsyncClient) -> None:
+        def errors(route: str) -> float:
+            return REGISTRY.get_sample_value("townhall_http_errors_total", {"route": route}) or 0
+
+        before = {route: errors(route) for route in ("/_test/crash", "/_test/conflict")}
+        await eclient.get("/_test/crash")
+        await eclient.get("/_test/conflict")  # a 4xx is the caller's error, not the server's
+        assert errors("/_test/crash") - before["/_test/crash"] == 1
+        assert errors("/_test/conflict") == before["/_test/conflict"]
+        metrics = (await eclient.get("/metrics")).text
+        assert 'townhall_http_errors_total{route="/_test/crash"}' in metrics
 
 
 class TestBodyLimit:

@@ -11,7 +11,12 @@ from sqlalchemy import func, select
 
 from tests.fixtures import jobs as fx
 from tests.fixtures.jobs import QUEUE, read, wait_until
-from townhall.core.jobs import UnknownTask, UnserializablePayload, enqueue_after_commit
+from townhall.core.jobs import (
+    RetryPolicy,
+    UnknownTask,
+    UnserializablePayload,
+    enqueue_after_commit,
+)
 from townhall.core.jobs.models import DeadLetter, Job
 from townhall.core.platform import Platform
 
@@ -75,6 +80,31 @@ async def test_dead_letter_after_last_attempt(jobs_platform: Platform, tmp_path:
     )
     assert letter.kwargs == {"path": log, "key": "d"}
     assert "always broken" in letter.error
+
+
+async def test_job_longer_than_the_lease_runs_once_with_two_workers(
+    jobs_platform: Platform, tmp_path: Path
+) -> None:
+    log = str(tmp_path / "runs.jsonl")
+    lease = jobs_platform.settings.job_lease_seconds
+    async with fx.running_worker(jobs_platform):  # a second worker beside the fixture's
+        await jobs_platform.jobs.enqueue("testjobs.long", path=log, key="l", seconds=lease * 2)
+        await wait_until(
+            lambda: any(r["event"] == "done" for r in read(log)), message="the long job"
+        )
+        await _settle(jobs_platform)
+    assert [(r["event"], r["attempt"]) for r in read(log)] == [("start", 1), ("done", 1)]
+
+
+def test_jitter_lengthens_each_retry_delay_by_at_most_a_quarter() -> None:
+    jittered = RetryPolicy(retries=5, delay=2.0, backoff=3.0, jitter=True, max_delay=50.0)
+    plain = RetryPolicy(retries=5, delay=2.0, backoff=3.0, jitter=False, max_delay=50.0)
+    # attempt 2 is the first retry; the cap applies before the jitter.
+    for attempt, base in [(2, 2.0), (3, 6.0), (4, 18.0), (5, 50.0), (6, 50.0)]:
+        delays = [jittered.delay_before(attempt) for _ in range(200)]
+        assert all(base <= d <= base * 1.25 for d in delays), (attempt, min(delays), max(delays))
+        assert max(delays) - min(delays) > base * 0.05  # really spread, not a constant
+        assert plain.delay_before(attempt) == base
 
 
 async def test_bad_payloads_are_refused(jobs_platform: Platform) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,15 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.fixtures.app import signup
-from tests.fixtures.jobs import read, wait_until
+from tests.fixtures.database import empty_tables
+from tests.fixtures.jobs import job_settings, read, running_worker, wait_until
+from tests.fixtures.redis_server import RedisServer, redis_server  # noqa: F401
 from townhall.cli import app as cli_app
 from townhall.core.auth.rbac import grant_role
 from townhall.core.config import Settings, get_settings
+from townhall.core.jobs import service
 from townhall.core.jobs.repository import DeadLetterRepository
-from townhall.core.platform import Platform
+from townhall.core.platform import Platform, build_platform
 
 API = "/api/v1/admin/jobs/dead-letters"
 
@@ -32,7 +36,9 @@ async def admin_headers(client: httpx.AsyncClient, platform: Platform) -> dict[s
     return headers
 
 
-async def add_letters(platform: Platform, count: int, task: str = "testjobs.record") -> list[str]:
+async def add_letters(
+    platform: Platform, count: int, task: str = "testjobs.record", path: str = "/nonexistent"
+) -> list[str]:
     ids = []
     async with platform.db.session() as session:
         for n in range(count):
@@ -40,7 +46,7 @@ async def add_letters(platform: Platform, count: int, task: str = "testjobs.reco
                 task_id=uuid.uuid4().hex,
                 task=task,
                 queue="testjobs",
-                kwargs={"path": "/nonexistent", "key": f"k{n}"},
+                kwargs={"path": path, "key": f"k{n}"},
                 error=f"Traceback ...\nRuntimeError: failure {n}",
                 attempts=4,
             )
@@ -100,8 +106,12 @@ class TestAdminApi:
         letter_id = (await client.get(API, headers=headers)).json()["items"][0]["id"]
         retried = await client.post(f"{API}/{letter_id}/retry", headers=headers)
         assert retried.status_code == 202, retried.text
-        assert retried.json()["status"] == "retried"
-        assert retried.json()["retried_job_id"]
+        # 'retrying' until the job is sent, which happens once the request committed.
+        assert retried.json()["status"] == "retrying"
+        job_id = retried.json()["retried_job_id"]
+        assert job_id
+        shown = (await client.get(f"{API}/{letter_id}", headers=headers)).json()
+        assert (shown["status"], shown["retried_job_id"]) == ("retried", job_id)
         # Fresh attempts: three more runs, then a second dead letter.
         await wait_until(lambda: sum(r.get("event") == "dead" for r in read(log)) == 2)
         assert [r.get("attempt") for r in read(log) if "event" not in r] == [1, 2, 3, 1, 2, 3]
@@ -139,6 +149,43 @@ class TestAdminApi:
         assert response.status_code == 409
         assert "no longer declared" in response.json()["detail"]
         assert (await client.get(f"{API}/{letter_id}", headers=headers)).json()["status"] == "dead"
+
+
+@pytest.mark.redis
+async def test_a_retry_while_the_broker_is_down_is_sent_once_it_is_back(
+    redis_server: RedisServer,  # noqa: F811
+    sqlite_database_url: str,
+    tmp_path: Path,
+) -> None:
+    settings = job_settings(tmp_path, sqlite_database_url, redis_server.url)
+    log = str(tmp_path / "runs.jsonl")
+    try:
+        async with build_platform(settings) as platform:
+            [letter_id] = await add_letters(platform, 1, path=log)
+            await asyncio.to_thread(redis_server.stop)
+            async with platform.db.session() as session:
+                _letter, job_id = await service.retry_dead_letter(
+                    session, platform.jobs, uuid.UUID(letter_id)
+                )
+            # The send after the commit failed: the letter says so instead of 'retried'.
+            assert await letter_status(platform, letter_id) == "retrying"
+            assert await service.resend_retrying(platform, older_than=timedelta(0)) == 0
+            assert await letter_status(platform, letter_id) == "retrying"
+
+            await asyncio.to_thread(redis_server.start)
+            assert await service.resend_retrying(platform, older_than=timedelta(0)) == 1
+            assert await letter_status(platform, letter_id) == "retried"
+            assert await service.resend_retrying(platform, older_than=timedelta(0)) == 0
+            async with running_worker(platform):
+                await wait_until(lambda: len(read(log)) == 1, message="the retried job")
+            assert [(r["key"], r["job_id"]) for r in read(log)] == [("k0", job_id)]
+    finally:
+        await empty_tables(sqlite_database_url)
+
+
+async def letter_status(platform: Platform, letter_id: str) -> str:
+    async with platform.db.session() as session:
+        return (await service.get_dead_letter(session, uuid.UUID(letter_id))).status
 
 
 class TestCli:

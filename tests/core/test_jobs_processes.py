@@ -196,6 +196,33 @@ async def test_worker_consumes_the_selected_rabbitmq_queues(
         await empty_tables(sqlite_database_url)
 
 
+async def test_worker_serves_its_job_metrics(sqlite_database_url: str, tmp_path: Path) -> None:
+    settings = job_settings(tmp_path, sqlite_database_url, None)
+    runs = str(tmp_path / "runs.jsonl")
+    log = tmp_path / "worker.log"
+    port = free_port()
+    worker = start_townhall(
+        ["worker", "--no-migrate", "--no-schedules", "--metrics-port", str(port)], settings, log
+    )
+    try:
+        async with build_platform(settings) as producer:
+            await producer.jobs.enqueue("testjobs.record", path=runs, key="m")
+        await wait_until(lambda: len(read(runs)) == 1, timeout=150, message=f"the job\n{logs(log)}")
+        assert read(runs)[0]["pid"] == worker.pid
+        line = 'townhall_jobs_total{event="succeeded",task="testjobs.record"} 1.0'
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):  # the counter moves just after the job's last line
+                body = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                if line in body:
+                    break
+                await asyncio.sleep(0.1)
+        assert line in body, body[-2000:]
+        assert 'townhall_jobs_total{event="started",task="testjobs.record"} 1.0' in body
+    finally:
+        stop_process(worker)
+        await empty_tables(sqlite_database_url)
+
+
 @pytest.mark.redis
 async def test_redis_broker_restart_loses_nothing_sent_after_it(
     sqlite_database_url: str, tmp_path: Path

@@ -115,6 +115,63 @@ async def test_exact_names_never_widen_into_patterns(pubsub: PubSub, ns: str) ->
             await literal.get(0.1)
 
 
+async def test_an_app_view_stays_inside_its_namespace(pubsub: PubSub, ns: str) -> None:
+    link, quiz = pubsub.for_app(f"{ns}link"), pubsub.for_app(f"{ns}quiz")
+    async with (
+        link.subscribe("user:1", "*") as mine,
+        pubsub.subscribe(f"{ns}link:user:1") as root,
+        quiz.subscribe(exact("*")) as literal,
+    ):
+        await quiz.publish("user:1", {"leak": True})  # another app's channel of the same name
+        await pubsub.publish(f"{ns}quiz:user:1", {"leak": True})
+        await link.publish("user:1", {"n": 1})
+        got = await take(mine, 2)  # once by channel, once by the app-wide pattern
+        assert (await root.get(5)).data == {"n": 1}  # the view's names are the full names
+        with pytest.raises(TimeoutError):
+            await mine.get(0.2)
+        with pytest.raises(TimeoutError):
+            await literal.get(0.1)  # exact("*") is the literal channel, not every quiz one
+    assert sorted((m.channel, m.pattern or "") for m in got) == [
+        (f"{ns}link:user:1", ""),
+        (f"{ns}link:user:1", f"{ns}link:*"),
+    ]
+    with pytest.raises(ValueError, match="app name"):
+        pubsub.for_app("Link:*")
+    await link.close()  # a view closes nothing: the shared backend keeps working
+    await pubsub.ping()
+
+
+@pytest.mark.redis
+async def test_a_deployment_prefix_isolates_deployments_on_one_redis(ns: str) -> None:
+    require("Redis", REDIS_URL, 6379)
+    blue = RedisPubSub(REDIS_URL, channel_prefix=f"{ns}-blue:")
+    green = RedisPubSub(REDIS_URL, channel_prefix=f"{ns}-green:")
+    plain = RedisPubSub(REDIS_URL)
+    try:
+        async with (
+            blue.subscribe("sync:stream:a", "quiz:*") as sub,
+            plain.subscribe(f"{ns}-blue:sync:stream:a") as wire,
+        ):
+            await green.publish("sync:stream:a", {"from": "green"})
+            await green.publish("quiz:1", {"from": "green"})
+            await blue.publish("sync:stream:a", {"from": "blue"})
+            await blue.publish("quiz:1", {"from": "blue"})
+            got = await take(sub, 2)
+            with pytest.raises(TimeoutError):
+                await sub.get(0.3)
+            assert (await wire.get(5)).channel == f"{ns}-blue:sync:stream:a"  # what Redis sees
+        # Subscribers see the names they subscribed to, without the deployment prefix.
+        assert [(m.channel, m.pattern, m.data) for m in got] == [
+            ("sync:stream:a", None, {"from": "blue"}),
+            ("quiz:1", "quiz:*", {"from": "blue"}),
+        ]
+        with pytest.raises(ValueError, match="glob"):
+            RedisPubSub(REDIS_URL, channel_prefix="a*")
+    finally:
+        for ps in (blue, green, plain):
+            await ps.close()
+
+
 async def test_channels_and_patterns_in_one_subscription(pubsub: PubSub, ns: str) -> None:
     async with pubsub.subscribe(f"{ns}:link:1", f"{ns}:report:*") as sub:
         await pubsub.publish(f"{ns}:link:1", {"k": "link"})

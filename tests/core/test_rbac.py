@@ -8,15 +8,22 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import httpx
+import jwt
 import pytest
+import socketio
 from fastapi import APIRouter, Depends, FastAPI, WebSocket
 from starlette.types import Message
 
 from tests.fixtures.app import signup
+from tests.fixtures.database import empty_tables
+from tests.modules.quiz.helpers import NS, Client, live_server, signup_and_quiz
 from townhall.core.auth import rbac
 from townhall.core.auth.rbac import Grants, grant_role, load_grants, register_role
+from townhall.core.auth.service import AuthService, ClientInfo
+from townhall.core.auth.socket_auth import authorize_socketio
+from townhall.core.config import Settings
 from townhall.core.deps import AdminPrincipal, Principal, require_permission
-from townhall.core.platform import Platform
+from townhall.core.platform import Platform, build_platform
 
 ROLE = "test_inspector"
 
@@ -229,3 +236,84 @@ class TestGrants:
         async with platform.db.session() as session:
             with pytest.raises(ValueError, match="unknown role"):
                 await grant_role(session, uid, "no_such_role")
+
+
+async def account_without_roles(settings: Settings, email: str) -> str:
+    """An access token of an account holding no role at all (so not even `account.use`)."""
+    async with build_platform(settings) as platform, platform.db.session() as session:
+        auth = AuthService(settings, platform.cache)
+        user = await auth.create_user(
+            session, email=email, display_name="Nobody", password=None, roles=()
+        )
+        return (await auth.start_session(session, user, ClientInfo())).access_token
+
+
+def refusal(exc: pytest.ExceptionInfo[socketio.exceptions.ConnectionRefusedError]) -> Any:
+    return exc.value.error_args
+
+
+class TestSocketIoConnect:
+    async def test_helper_checks_the_token_and_the_permission(
+        self, client: httpx.AsyncClient, platform: Platform
+    ) -> None:
+        tokens = await signup(client, "sock@example.com")
+        uid = await user_id(client, tokens["headers"])
+        principal = await authorize_socketio(platform, tokens["access_token"], "account.use")
+        assert str(principal.id) == uid
+        cases: list[tuple[str | None, str | None, dict[str, Any]]] = [
+            (None, None, {"message": "authentication required", "data": {"status": 401}}),
+            ("garbage", None, {"message": "invalid access token", "data": {"status": 401}}),
+            (
+                tokens["access_token"],
+                "widget.inspect",
+                {"message": "missing permission 'widget.inspect'", "data": {"status": 403}},
+            ),
+        ]
+        for token, permission, expected in cases:
+            with pytest.raises(socketio.exceptions.ConnectionRefusedError) as refused:
+                await authorize_socketio(platform, token, permission)
+            assert refusal(refused) == expected
+        await grant(platform, uid, ROLE, "district:1")
+        await authorize_socketio(platform, tokens["access_token"], "widget.inspect", "district:1")
+        with pytest.raises(socketio.exceptions.ConnectionRefusedError) as elsewhere:
+            await authorize_socketio(
+                platform, tokens["access_token"], "widget.inspect", "district:2"
+            )
+        assert refusal(elsewhere)["data"] == {"status": 403}
+        await client.post("/api/v1/auth/logout", headers=tokens["headers"])
+        with pytest.raises(socketio.exceptions.ConnectionRefusedError) as revoked:
+            await authorize_socketio(platform, tokens["access_token"])
+        assert refusal(revoked)["message"] == "session revoked"
+
+
+async def test_quiz_socket_refuses_a_bad_token_and_a_missing_permission(
+    settings: Settings, database_url: str
+) -> None:
+    """A real python-socketio client against the quiz namespace on a live server."""
+    try:
+        async with live_server(settings) as base:
+            host_token, _ = await signup_and_quiz(base, "sock-host@example.com")
+            allowed = await Client().connect(base, host_token)
+            await allowed.close()
+            forged = jwt.encode(
+                {"sub": str(uuid.uuid4()), "sid": str(uuid.uuid4()), "typ": "access", "exp": 2**33},
+                "not-the-secret-but-long-enough-for-hs256",
+                "HS256",
+            )
+            roleless = await account_without_roles(settings, "sock-nobody@example.com")
+            for token, expected in (
+                (forged, {"message": "invalid access token", "data": {"status": 401}}),
+                (
+                    roleless,
+                    {"message": "missing permission 'account.use'", "data": {"status": 403}},
+                ),
+            ):
+                player = Client()
+                errors: list[Any] = []
+                player.sio.on("connect_error", errors.append, namespace=NS)
+                with pytest.raises(socketio.exceptions.ConnectionError):
+                    await player.connect(base, token)
+                assert errors == [expected]
+                await player.sio.disconnect()
+    finally:
+        await empty_tables(database_url)

@@ -437,6 +437,42 @@ async def test_a_client_that_stops_reading_is_closed_4408_over_a_real_socket() -
     assert frames <= outcome["sent"]
 
 
+async def test_an_sse_client_that_stops_reading_gets_resync_and_the_stream_ends() -> None:
+    registry = Connections()
+    produced = 0
+    released = asyncio.Event()
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        nonlocal produced
+        try:
+            while produced < 20_000:  # 1.3 GB if nothing pushed back
+                produced += 1
+                yield {"n": produced, "pad": "x" * 65536}
+                await asyncio.sleep(0)
+        finally:
+            released.set()
+
+    app = FastAPI()
+
+    @app.get("/events")
+    async def stream() -> EventSourceResponse:
+        return EventSourceResponse(events(), heartbeat=None, registry=registry, queue_size=8)
+
+    async with serving(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        writer.write(request.encode())
+        async with asyncio.timeout(30):
+            await released.wait()  # we read nothing: the queue filled, the source was let go
+            body = await reader.read()  # then everything, up to the end of the response
+        writer.close()
+    assert produced < 20_000
+    assert body.count(b"event: resync\ndata: ") == 1
+    assert body.rindex(b"event: resync") > body.rindex(b'data: {"n":')  # the last event
+    assert body.endswith(b"0\r\n\r\n")  # the chunked response ended
+    assert len(registry) == 0
+
+
 # -- WebSocket authentication over a real server ------------------------------------------
 
 

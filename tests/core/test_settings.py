@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from townhall.core.config import ConfigurationError, Settings, normalise_database_url
+from townhall.core.config import (
+    ConfigurationError,
+    Settings,
+    normalise_database_url,
+    read_secret_file,
+    settings_table,
+    with_settings_table,
+)
 from townhall.main import create_app
 
+README = Path(__file__).parents[2] / "README.md"
 PRODUCTION: dict[str, Any] = {
     "env": "production",
     "secret_key": "a-production-secret-that-is-long-enough",
@@ -139,3 +149,42 @@ class TestSecret:
     def test_secret_is_not_shown_in_repr(self, tmp_path: Path) -> None:
         s = settings(var_dir=tmp_path, secret_key="do-not-print-me-anywhere-please")
         assert "do-not-print-me" not in repr(s)
+
+    def test_processes_starting_together_share_one_secret(self, tmp_path: Path) -> None:
+        var = tmp_path / "var"
+        start = threading.Barrier(8)
+
+        def first_start() -> str:
+            start.wait()
+            return settings(var_dir=var).secret()
+
+        with ThreadPoolExecutor(8) as pool:
+            seen = list(pool.map(lambda _: first_start(), range(8)))
+        assert set(seen) == {(var / "secret").read_text()}
+        assert stat.S_IMODE((var / "secret").stat().st_mode) == 0o600
+
+    def test_an_existing_secret_is_kept(self, tmp_path: Path) -> None:
+        (tmp_path / "secret").write_text("written-by-an-earlier-start\n")
+        assert settings(var_dir=tmp_path).secret() == "written-by-an-earlier-start"
+        assert (tmp_path / "secret").read_text() == "written-by-an-earlier-start\n"
+
+    def test_an_empty_secret_file_is_refused_by_name(self, tmp_path: Path) -> None:
+        (tmp_path / "secret").write_text("")
+        with pytest.raises(ConfigurationError, match="TOWNHALL_SECRET_KEY"):
+            read_secret_file(tmp_path / "secret", wait_seconds=0)
+
+
+class TestReadme:
+    def test_every_setting_is_in_the_readme(self) -> None:
+        readme = README.read_text()
+        missing = [n for n in Settings.model_fields if f"`TOWNHALL_{n.upper()}`" not in readme]
+        assert missing == []
+        assert all(field.description for field in Settings.model_fields.values())
+
+    def test_the_readme_table_is_the_generated_one(self) -> None:
+        readme = README.read_text()
+        assert with_settings_table(readme) == readme, (
+            "run: uv run python -m townhall.core.config README.md"
+        )
+        assert "| `TOWNHALL_MAX_BODY_BYTES` | `10485760` |" in settings_table()
+        assert "| `TOWNHALL_REDIS_URL` | unset |" in settings_table()

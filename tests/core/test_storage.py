@@ -5,17 +5,27 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlparse
+from typing import Literal
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlparse, urlunparse
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from PIL import Image
 
 from tests.fixtures.app import make_settings
-from tests.fixtures.s3 import S3Server, s3_server  # noqa: F401 (the fixture)
+from tests.fixtures.s3 import (  # noqa: F401 (the fixture)
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    S3Server,
+    s3_server,
+)
 from townhall.core.errors import PayloadTooLarge, Unprocessable
 from townhall.core.platform import Platform
 from townhall.core.storage import (
@@ -270,9 +280,53 @@ class TestS3SignedUrls:
             assert put.status_code == 200
         assert await storage.get("s/direct.bin") == b"direct bytes"
 
+    @pytest.mark.parametrize("method", ["GET", "PUT"])
+    async def test_presigned_url_carries_a_valid_sigv4_signature(
+        self, request: pytest.FixtureRequest, tmp_path: Path, method: Literal["GET", "PUT"]
+    ) -> None:
+        """moto does not check signatures: botocore's signer recomputes ours instead."""
+        server: S3Server = request.getfixturevalue("s3_server")
+        bucket = server.create_bucket()
+        storage = build_storage(make_settings(tmp_path, **server.settings_overrides(bucket)))
+        before = datetime.now(UTC).replace(microsecond=0)
+        url = await storage.signed_url("s/photo 1.png", timedelta(minutes=5), method=method)
+        after = datetime.now(UTC)
+        query = dict(parse_qsl(urlparse(url).query))
+        assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+        assert query["X-Amz-Expires"] == "300"
+        signed_at = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        assert before <= signed_at <= after
+        day = signed_at.strftime("%Y%m%d")
+        assert query["X-Amz-Credential"] == f"{ACCESS_KEY}/{day}/{REGION}/s3/aws4_request"
+        assert query["X-Amz-SignedHeaders"] == "host"
+        assert urlparse(url).path == f"/{bucket}/s/photo%201.png"
+        assert sigv4_signature(url, method) == query["X-Amz-Signature"]
+        # The check can fail: another key, method or expiry does not carry this signature.
+        other = url.replace("photo%201", "photo%202")
+        assert sigv4_signature(other, method) != query["X-Amz-Signature"]
+        assert sigv4_signature(url, "DELETE") != query["X-Amz-Signature"]
+        longer = url.replace("X-Amz-Expires=300", "X-Amz-Expires=3600")
+        assert sigv4_signature(longer, method) != query["X-Amz-Signature"]
+
     async def test_expiry_is_bounded(self, storage: Storage) -> None:
         with pytest.raises(ValueError, match="expiry"):
             await storage.signed_url("a", timedelta(days=8))
+
+
+def sigv4_signature(url: str, method: str) -> str:
+    """The SigV4 query signature botocore computes for `url` (minus its own signature)."""
+    parsed = urlparse(url)
+    pairs = parse_qsl(parsed.query, keep_blank_values=True)
+    query = dict(pairs)
+    unsigned = urlencode([(k, v) for k, v in pairs if k != "X-Amz-Signature"])
+    signing = AWSRequest(method=method, url=urlunparse(parsed._replace(query=unsigned)))
+    signing.context["timestamp"] = query["X-Amz-Date"]
+    auth = S3SigV4QueryAuth(
+        Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION, expires=int(query["X-Amz-Expires"])
+    )
+    string_to_sign = auth.string_to_sign(signing, auth.canonical_request(signing))
+    signature: str = auth.signature(string_to_sign, signing)
+    return signature
 
 
 def _relative(url: str) -> str:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from tests.fixtures.app import make_settings, signup
+from tests.fixtures.app import make_settings, oauth_only_account, signup
 from townhall.core.auth.tokens import issue_access_token
 from townhall.core.config import Settings
+from townhall.core.platform import Platform
 from townhall.modules.registry import PLANNED
 
 
@@ -180,6 +184,122 @@ class TestAccountPage:
         home = await client.get("/")
         assert "Web User" in home.text
         assert 'action="/logout"' in home.text
+
+
+class TestAccountForms:
+    async def test_password_change_keeps_this_device_and_signs_out_others(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        await signup_form(client)
+        page = await client.get("/account")
+        assert 'action="/account/password"' in page.text
+        assert 'name="current_password"' in page.text
+        async with another_browser(app) as laptop:
+            other = await laptop.post(
+                "/api/v1/auth/login", json={"email": FORM["email"], "password": FORM["password"]}
+            )
+        other_access = other.json()["access_token"]
+        response = await client.post(
+            "/account/password",
+            data={"current_password": FORM["password"], "new_password": "a-new-password"},
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "/account?saved=password"
+        assert "password was saved" in (await client.get(response.headers["location"])).text
+        assert (await client.get("/api/v1/auth/me")).status_code == 200
+        gone = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {other_access}"}
+        )
+        assert gone.status_code == 401
+        assert await login_status(app, "a-new-password") == 303
+        assert await login_status(app, FORM["password"]) == 401
+
+    async def test_wrong_current_password_is_shown_and_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        await signup_form(client)
+        response = await client.post(
+            "/account/password",
+            data={"current_password": "not-the-password", "new_password": "a-new-password"},
+        )
+        assert response.status_code == 401
+        assert 'role="alert"' in response.text
+        assert "current password is wrong" in response.text
+        short = await client.post(
+            "/account/password", data={"current_password": FORM["password"], "new_password": "x"}
+        )
+        assert short.status_code == 422
+        assert "new_password" in short.text
+        assert await login_status(app, FORM["password"]) == 303
+
+    async def test_oauth_only_account_sets_a_first_password(
+        self, app: FastAPI, client: httpx.AsyncClient, platform: Platform
+    ) -> None:
+        tokens = await oauth_only_account(platform, "first-pw@example.com")
+        client.cookies.set("th_access", tokens["access_token"])
+        page = await client.get("/account")
+        assert "Set a password" in page.text
+        assert 'name="current_password"' not in page.text
+        response = await client.post("/account/password", data={"new_password": "first-password"})
+        assert response.status_code == 303
+        page = await client.get("/account")
+        assert "Change password" in page.text
+        assert await login_status(app, "first-password", "first-pw@example.com") == 303
+
+    async def test_profile_form_updates_name_and_language(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        await signup_form(client)
+        response = await client.post(
+            "/account/profile", data={"display_name": "Renamed <b>", "locale": "ko-KR"}
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "/account?saved=profile"
+        me = (await client.get("/api/v1/auth/me")).json()
+        assert (me["display_name"], me["locale"]) == ("Renamed <b>", "ko-KR")
+        assert "Renamed &lt;b&gt;" in (await client.get("/account")).text
+        bad = await client.post("/account/profile", data={"display_name": "", "locale": "!!"})
+        assert bad.status_code == 422
+        assert "locale" in bad.text
+        assert (await client.get("/api/v1/auth/me")).json()["display_name"] == "Renamed <b>"
+
+    async def test_forms_need_a_signed_in_same_site_user(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        for path in ("/account/password", "/account/profile"):
+            signed_out = await client.post(path, data={"new_password": "a-new-password"})
+            assert signed_out.status_code == 303
+            assert signed_out.headers["location"] == "/login?next=/account"
+        await signup_form(client)
+        forged = await client.post(
+            "/account/password",
+            data={"current_password": FORM["password"], "new_password": "attacker-password"},
+            headers={"Origin": "https://evil.example.com"},
+        )
+        assert forged.status_code == 403
+        renamed = await client.post(
+            "/account/profile",
+            data={"display_name": "Pwned", "locale": "en"},
+            headers={"Sec-Fetch-Site": "cross-site"},
+        )
+        assert renamed.status_code == 403
+        assert (await client.get("/api/v1/auth/me")).json()["display_name"] == FORM["display_name"]
+        assert await login_status(app, FORM["password"]) == 303
+
+
+@contextlib.asynccontextmanager
+async def another_browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A second client of the same app with its own cookie jar (another device)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        yield other
+
+
+async def login_status(app: FastAPI, password: str, email: str = FORM["email"]) -> int:
+    """Status of a log-in form post from another browser (303 = logged in)."""
+    async with another_browser(app) as other:
+        response = await other.post("/login", data={"email": email, "password": password})
+        return response.status_code
 
 
 class TestLogoutForm:

@@ -3,27 +3,55 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 from cashews import Cache
+from cashews.backends.interface import Backend
 from cashews.backends.memory import Memory
+from cashews.commands import Command
+from cashews.exceptions import CacheBackendInteractionError
 
-from townhall.core.errors import Conflict, TooManyRequests
+from townhall.core.errors import Conflict, ServiceUnavailable, TooManyRequests
 
 T = TypeVar("T")
 _MISS = object()
 
 
+class CacheUnavailable(ServiceUnavailable):
+    """The cache backend (Redis) cannot be reached: 503 + Retry-After if it reaches a handler."""
+
+
+def _unavailable(what: str, exc: BaseException) -> CacheUnavailable:
+    cause = exc.__cause__ or exc
+    detail = str(cause) or type(cause).__name__
+    return CacheUnavailable(f"cache unavailable (redis {what} failed: {detail})"[:300])
+
+
+async def _clear_errors(call: Any, cmd: Command, backend: Backend, *args: Any, **kw: Any) -> Any:
+    """cashews middleware: its bare CacheBackendInteractionError becomes CacheUnavailable."""
+    try:
+        return await call(*args, **kw)
+    except CacheBackendInteractionError as exc:
+        raise _unavailable(cmd.value, exc) from exc
+
+
 def build_cache(redis_url: str | None) -> Cache:
-    """A cashews cache on Redis when configured, in memory otherwise."""
+    """A cashews cache on Redis when configured, in memory otherwise.
+
+    While Redis is down every call raises CacheUnavailable at once (no silent misses: a
+    lock or a rate limit that quietly answered "free" would be worse than a 503); the
+    connection pool reconnects by itself once Redis is back.
+    """
     cache = Cache()
     if redis_url:
         cache.setup(redis_url, client_side=False, suppress=False, socket_connect_timeout=2)
+        cache.add_middleware(_clear_errors)
     else:
         cache.setup("mem://?size=100000")
     return cache
@@ -71,6 +99,14 @@ def _redis_client(cache: Cache, key: str) -> Any:
     return getattr(cache._get_backend(key), "_client")  # noqa: B009
 
 
+async def _redis_call(what: str, call: Awaitable[T]) -> T:
+    """A direct client call (outside cashews' middlewares) with the same clear error."""
+    try:
+        return await call
+    except CacheBackendInteractionError as exc:
+        raise _unavailable(what, exc) from exc
+
+
 class Lock:
     """A lock owned by a random token: only the owner can release or extend it."""
 
@@ -116,13 +152,14 @@ class Lock:
             await self.cache.expire(self.key, ttl)
             return True
         client = _redis_client(self.cache, self.key)
-        return bool(await client.eval(_EXTEND, 1, self.key, self.token, int(ttl * 1000)))
+        call = client.eval(_EXTEND, 1, self.key, self.token, int(ttl * 1000))
+        return bool(await _redis_call("eval", call))
 
     async def owned(self) -> bool:
         """Whether this token still holds the lock."""
         if _memory_backend(self.cache, self.key) is not None:
             return bool(await self.cache.get(self.key) == self.token)
-        raw = await _redis_client(self.cache, self.key).get(self.key)
+        raw = await _redis_call("get", _redis_client(self.cache, self.key).get(self.key))
         return raw is not None and raw.decode() == self.token
 
 
@@ -161,18 +198,65 @@ async def cached(
     loader: Callable[[], Awaitable[T]],
     *,
     ttl: float,
+    tags: Collection[str] = (),
 ) -> T:
     """Cache-aside: return the cached value of `key`, or load, store for `ttl` s and return it.
 
     Name keys by prefix (e.g. `cache:links:user:{id}:page:1`) so one `invalidate_prefix`
-    drops every entry derived from the same rows after a write.
+    drops every entry derived from the same rows after a write; or list `tags` (e.g.
+    `links:user:{id}`) when entries of one source do not share a prefix, and `invalidate_tag`.
     """
     hit = await cache.get(key, default=_MISS)
     if hit is not _MISS:
         return cast(T, hit)
     value = await loader()
     await cache.set(key, value, expire=ttl)
+    for tag in tags:
+        await _tag_key(cache, tag, key, ttl)
     return value
+
+
+# SADD, then extend (never shorten) the set's expiry: it must outlive every key it lists.
+_TAG_ADD = """
+redis.call("SADD", KEYS[1], ARGV[2])
+if redis.call("TTL", KEYS[1]) < tonumber(ARGV[1]) then
+    redis.call("EXPIRE", KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+
+def _tag_set(tag: str) -> str:
+    if not isinstance(tag, str) or not tag:
+        raise ValueError(f"cache tag must be a non-empty string: {tag!r}")
+    return f"tag:{tag}"
+
+
+async def _tag_key(cache: Cache, tag: str, key: str, ttl: float) -> None:
+    """Record `key` in the set of `tag` (`tag:<tag>`), kept at least as long as the key."""
+    tag_set = _tag_set(tag)
+    seconds = math.ceil(ttl) + 1
+    if _memory_backend(cache, tag_set) is not None:
+        # No await suspends between reading and setting the expiry: atomic on the loop.
+        current = await cache.get_expire(tag_set)
+        await cache.set_add(tag_set, key, expire=max(seconds, current))
+        return
+    call = _redis_client(cache, tag_set).eval(_TAG_ADD, 1, tag_set, seconds, key)
+    await _redis_call("eval", call)
+
+
+async def invalidate_tag(cache: Cache, tag: str) -> int:
+    """Delete every key cached with `tag`; returns how many were listed under it.
+
+    Keys are popped from the tag's set in batches (SPOP), so a key tagged meanwhile is
+    either popped and deleted now or stays listed for the next invalidation.
+    """
+    tag_set = _tag_set(tag)
+    count = 0
+    while batch := list(await cache.set_pop(tag_set, 500)):
+        await cache.delete_many(*batch)
+        count += len(batch)
+    return count
 
 
 async def invalidate_prefix(cache: Cache, prefix: str) -> int:

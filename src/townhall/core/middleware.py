@@ -36,10 +36,12 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
+                responded = True
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [
@@ -52,7 +54,14 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled error", path=scope.get("path"))
-            raise
+            if scope["type"] != "http" or responded:
+                raise  # nothing left to answer with: the server drops the connection
+            # Answered here, inside the request context, so the 500 carries the request id
+            # (the framework's last-resort handler runs outside this middleware).
+            response = problem(
+                500, "internal error", instance=scope.get("path"), request_id=request_id
+            )
+            await response(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":
                 elapsed = time.perf_counter() - started

@@ -10,7 +10,12 @@ from pydantic import ValidationError
 
 from townhall.core.auth import oauth
 from townhall.core.auth.endpoints import clear_auth_cookies, safe_next, set_auth_cookies
-from townhall.core.auth.schemas import LoginRequest, SignupRequest
+from townhall.core.auth.schemas import (
+    LoginRequest,
+    PasswordChangeRequest,
+    SignupRequest,
+    UserUpdate,
+)
 from townhall.core.deps import (
     ACCESS_COOKIE,
     REFRESH_COOKIE,
@@ -186,10 +191,79 @@ async def logout_submit(principal: PageUser, session: DbSession, auth: Auth) -> 
     return redirect
 
 
+ACCOUNT_NOTICES = {"password": "Your password was saved.", "profile": "Your profile was saved."}
+
+
+def _to_login(response: Response) -> Response:
+    # Keeps the dependency's cookie clearing when the refresh cookie was dead.
+    return _with_cookies(RedirectResponse("/login?next=/account", status_code=303), response)
+
+
+def _account_context(principal: Principal) -> dict[str, Any]:
+    return {
+        "roles": sorted({name for name, _ in principal.grants.roles}),
+        "has_password": principal.user.password_hash is not None,
+    }
+
+
 @router.get("/account", response_class=HTMLResponse)
-async def account(request: Request, response: Response, principal: PageUser) -> Response:
+async def account(
+    request: Request, response: Response, principal: PageUser, saved: str = ""
+) -> Response:
     if principal is None:
-        # Keeps the dependency's cookie clearing when the refresh cookie was dead.
-        return _with_cookies(RedirectResponse("/login?next=/account", status_code=303), response)
-    roles = sorted({name for name, _ in principal.grants.roles})
-    return _with_cookies(render(request, "account.html", roles=roles), response)
+        return _to_login(response)
+    page = render(
+        request, "account.html", notice=ACCOUNT_NOTICES.get(saved), **_account_context(principal)
+    )
+    return _with_cookies(page, response)
+
+
+@router.post("/account/profile", response_class=HTMLResponse, dependencies=SameOrigin)
+async def profile_submit(
+    request: Request,
+    response: Response,
+    principal: PageUser,
+    session: DbSession,
+    auth: Auth,
+    display_name: Annotated[str, Form()] = "",
+    locale: Annotated[str, Form()] = "",
+) -> Response:
+    if principal is None:
+        return _to_login(response)
+    user = await session.merge(principal.user)
+    try:
+        body = UserUpdate(display_name=display_name, locale=locale)
+    except ValidationError as exc:
+        return _refused(request, "account.html", exc, **_account_context(principal))
+    await auth.update_profile(session, user, display_name=body.display_name, locale=body.locale)
+    return _with_cookies(RedirectResponse("/account?saved=profile", status_code=303), response)
+
+
+@router.post("/account/password", response_class=HTMLResponse, dependencies=SameOrigin)
+async def password_submit(
+    request: Request,
+    response: Response,
+    principal: PageUser,
+    session: DbSession,
+    auth: Auth,
+    current_password: Annotated[str, Form()] = "",
+    new_password: Annotated[str, Form()] = "",
+) -> Response:
+    """Change the password, or set a first one on an account made by an OAuth log-in."""
+    if principal is None:
+        return _to_login(response)
+    user = await session.merge(principal.user)
+    try:
+        body = PasswordChangeRequest(
+            current_password=current_password or None, new_password=new_password
+        )
+        await auth.change_password(
+            session,
+            user,
+            current=body.current_password,
+            new=body.new_password,
+            keep_family=principal.family_id,
+        )
+    except (ValidationError, AppError) as exc:
+        return _refused(request, "account.html", exc, **_account_context(principal))
+    return _with_cookies(RedirectResponse("/account?saved=password", status_code=303), response)

@@ -152,14 +152,16 @@ async def me(principal: CurrentPrincipal) -> UserRead:
 
 
 @router.patch("/me", response_model=UserRead)
-async def update_me(body: UserUpdate, principal: CurrentPrincipal, session: DbSession) -> UserRead:
+async def update_me(
+    body: UserUpdate, principal: CurrentPrincipal, session: DbSession, auth: Auth
+) -> UserRead:
     """Change display name or locale."""
-    user = await session.merge(principal.user)
-    if body.display_name is not None:
-        user.display_name = body.display_name
-    if body.locale is not None:
-        user.locale = body.locale
-    await session.flush()
+    user = await auth.update_profile(
+        session,
+        await session.merge(principal.user),
+        display_name=body.display_name,
+        locale=body.locale,
+    )
     grants = await load_grants(session, user.id)
     return user_read(user, [name for name, _ in grants.roles])
 
@@ -168,7 +170,7 @@ async def update_me(body: UserUpdate, principal: CurrentPrincipal, session: DbSe
 async def change_password(
     body: PasswordChangeRequest, principal: CurrentPrincipal, session: DbSession, auth: Auth
 ) -> Response:
-    """Change the password; every other device is signed out."""
+    """Change the password (no current one needed if none is set); other devices sign out."""
     user = await session.merge(principal.user)
     await auth.change_password(
         session,

@@ -41,7 +41,8 @@ class RefreshRequest(Strict):
 
 
 class PasswordChangeRequest(Strict):
-    current_password: str = Field(min_length=1, max_length=256)
+    # Omitted only by accounts that have no password yet (OAuth sign-ups).
+    current_password: str | None = Field(default=None, min_length=1, max_length=256)
     new_password: str = Field(min_length=8, max_length=256)
 
 

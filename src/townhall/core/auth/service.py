@@ -204,12 +204,16 @@ class AuthService:
         session: AsyncSession,
         user: User,
         *,
-        current: str,
+        current: str | None,
         new: str,
         keep_family: uuid.UUID,
     ) -> None:
-        """Change the password and sign out every other device."""
-        if not self.passwords.verify(user.password_hash, current):
+        """Change (or, for an OAuth-only account, set) the password; sign out other devices."""
+        # An account without a password (made by an OAuth log-in) has nothing to prove here:
+        # the caller is already authenticated by that provider's session.
+        if user.password_hash is not None and not self.passwords.verify(
+            user.password_hash, current or ""
+        ):
             raise Unauthorized("current password is wrong")
         user.password_hash = self.passwords.hash(new)
         now = utcnow()
@@ -218,6 +222,17 @@ class AuthService:
         )
         for family in families:
             await self._mark_revoked(user.id, family)
+
+    async def update_profile(
+        self, session: AsyncSession, user: User, *, display_name: str | None, locale: str | None
+    ) -> User:
+        """Change display name and/or locale (None keeps the current value)."""
+        if display_name is not None:
+            user.display_name = display_name
+        if locale is not None:
+            user.locale = locale
+        await session.flush()
+        return user
 
     async def _claim_unverified(self, session: AsyncSession, user: User) -> None:
         """The provider proved who owns the email; drop what an unproven sign-up set up.

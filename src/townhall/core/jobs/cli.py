@@ -24,8 +24,28 @@ jobs_app.add_typer(dlq_app, name="dlq")
 console = Console()
 
 
-def run_worker(settings: Settings, queues: list[str] | None, *, schedules: bool = True) -> None:
-    """Consume `queues` (all when None) until SIGINT/SIGTERM, then finish running jobs."""
+def run_worker(
+    settings: Settings,
+    queues: list[str] | None,
+    *,
+    schedules: bool = True,
+    metrics: tuple[str, int | None] = ("127.0.0.1", None),
+) -> None:
+    """Consume `queues` (all when None) until SIGINT/SIGTERM, then finish running jobs.
+
+    `metrics` = (host, port): with a port, this process's job counters are served at
+    http://host:port/metrics (a worker has no web server of its own for Prometheus to scrape).
+    """
+    host, port = metrics
+    if port is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(port, addr=host)
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot serve metrics on {host}:{port}: {exc}", param_hint="--metrics-port"
+            ) from exc
     asyncio.run(_worker(settings, queues, schedules))
 
 
@@ -82,7 +102,7 @@ def _fail_on_app_error(action: Callable[[Platform], Awaitable[T]]) -> T:
 
 @dlq_app.command("list")
 def dlq_list(
-    status: Annotated[str, typer.Option(help="dead, retried, discarded or all")] = "dead",
+    status: Annotated[str, typer.Option(help="dead, retrying, retried, discarded or all")] = "dead",
     task: Annotated[str | None, typer.Option(help="Only this task")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,
@@ -90,8 +110,8 @@ def dlq_list(
     """List dead letters, newest first."""
     from townhall.core.jobs import service
 
-    if status not in ("dead", "retried", "discarded", "all"):
-        raise typer.BadParameter("status must be dead, retried, discarded or all")
+    if status not in ("dead", "retrying", "retried", "discarded", "all"):
+        raise typer.BadParameter("status must be dead, retrying, retried, discarded or all")
 
     async def action(platform: Platform) -> None:
         async with platform.db.session() as session:
@@ -145,13 +165,22 @@ def dlq_retry(letter_id: Annotated[str, typer.Argument(help="Dead-letter id")]) 
 
     parsed = _letter_id(letter_id)
 
-    async def action(platform: Platform) -> str:
+    async def action(platform: Platform) -> tuple[str, str]:
         async with platform.db.session() as session:
             _letter, job_id = await service.retry_dead_letter(session, platform.jobs, parsed)
-        return job_id
+        # The job was sent after the commit; the letter says whether the broker took it.
+        async with platform.db.session() as session:
+            letter = await service.get_dead_letter(session, parsed)
+        return job_id, letter.status
 
-    job_id = _fail_on_app_error(action)
-    console.print(f"[green]retried {letter_id} as job {job_id}[/green]")
+    job_id, status = _fail_on_app_error(action)
+    if status == "retried":
+        console.print(f"[green]retried {letter_id} as job {job_id}[/green]")
+    else:
+        console.print(
+            f"[yellow]{letter_id} is marked for retry as job {job_id}, but the broker did not "
+            "take it yet; a worker's jobs.dlq_retrying sweeper sends it[/yellow]"
+        )
 
 
 @dlq_app.command("discard")

@@ -19,7 +19,7 @@ async def list_dead_letters(
     _admin: AdminPrincipal,
     session: DbSession,
     status_: Annotated[
-        Literal["dead", "retried", "discarded", "all"], Query(alias="status")
+        Literal["dead", "retrying", "retried", "discarded", "all"], Query(alias="status")
     ] = "dead",
     task: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -53,7 +53,7 @@ async def get_dead_letter(
 async def retry_dead_letter(
     letter_id: uuid.UUID, _admin: AdminPrincipal, session: DbSession, platform: PlatformDep
 ) -> DeadLetterOut:
-    """Send the job again with fresh attempts; the letter becomes 'retried'."""
+    """Send the job again with fresh attempts: 'retrying' now, 'retried' once it was sent."""
     letter, _job_id = await service.retry_dead_letter(session, platform.jobs, letter_id)
     return DeadLetterOut.of(letter)
 

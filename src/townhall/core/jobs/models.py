@@ -47,7 +47,9 @@ class DeadLetter(Base):
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
     failed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # dead: waiting for an admin; retried: sent again as a new job; discarded: dropped.
+    # dead: waiting for an admin; retrying: an admin retried it, the send is not confirmed
+    # yet (the jobs.dlq_retrying sweeper re-sends it); retried: sent again as a new job;
+    # discarded: dropped.
     status: Mapped[str] = mapped_column(String(16), default="dead")
     retried_job_id: Mapped[str | None] = mapped_column(String(64), default=None)
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -29,12 +29,28 @@ end
 return #due
 """
 
+# Reset the idle time of entries this consumer still owns (XCLAIM ... JUSTID), so no other
+# worker's XAUTOCLAIM takes a job that is still running here; entries owned elsewhere are left.
+RENEW_OWNED = """
+local renewed = 0
+for i = 3, #ARGV do
+  local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #owned > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
 
 class RedisBroker(RedisStreamBroker):
     """Streams `<prefix><queue>.queue` read by one consumer group; acked entries are deleted.
 
     taskiq-redis ignores the `delay` label, so delayed messages wait in the sorted set
-    `<prefix>delayed` (score = due time) until a worker's mover sends them.
+    `<prefix>delayed` (score = due time) until a worker's mover sends them. An entry that is
+    not acked within the lease is reclaimed by another worker, so the entries this worker
+    holds are renewed every lease/3 while they run.
     """
 
     def __init__(
@@ -53,7 +69,11 @@ class RedisBroker(RedisStreamBroker):
             additional_streams=dict.fromkeys(streams[1:], ">"),
         )
         self.delayed_key = f"{prefix}delayed"
+        self.lease_seconds = lease_seconds
         self._mover: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        # stream -> entry ids delivered to this worker and not acked yet.
+        self._inflight: dict[str, set[str]] = {}
 
     def stream_name(self, queue: str) -> str:
         return f"{self.prefix}{queue}.queue"
@@ -62,12 +82,14 @@ class RedisBroker(RedisStreamBroker):
         await super().startup()
         if self.is_worker_process:
             self._mover = asyncio.create_task(self._move_due())
+            self._renewer = asyncio.create_task(self._renew_claims())
 
     async def shutdown(self) -> None:
-        if self._mover is not None:
-            self._mover.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._mover
+        for loop in (self._mover, self._renewer):
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
         await super().shutdown()
 
     async def kick(self, message: BrokerMessage) -> None:
@@ -99,11 +121,33 @@ class RedisBroker(RedisStreamBroker):
                 await asyncio.sleep(1.0)
             await asyncio.sleep(0.1)
 
+    async def _renew_claims(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.lease_seconds / 3, 0.1))
+            try:
+                await self.renew_claims()
+            except RedisError as exc:
+                log.warning("job claim renewal failed", error=str(exc)[:200])
+
+    async def renew_claims(self) -> int:
+        """Reset the idle time of every unacked entry this worker owns; returns how many."""
+        renewed = 0
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            for stream, ids in list(self._inflight.items()):
+                if ids:
+                    args = [self.consumer_group_name, self.consumer_name, *sorted(ids)]
+                    renewed += await redis.eval(RENEW_OWNED, 1, stream, *args)  # type: ignore[no-untyped-call]
+        return renewed
+
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        # Called once per delivered entry (new or reclaimed): from here on it is renewed.
+        self._inflight.setdefault(queue_name, set()).add(id)
+
         async def ack() -> None:
             async with Redis(connection_pool=self.connection_pool) as redis:
                 await redis.xack(queue_name, self.consumer_group_name, id)  # type: ignore[no-untyped-call]
                 await redis.xdel(queue_name, id)
+            self._inflight.get(queue_name, set()).discard(id)
 
         return ack
 

@@ -62,15 +62,33 @@ class DeadLetterRepository:
         return rows.all(), total
 
     async def resolve(
-        self, letter_id: uuid.UUID, *, status: str, retried_job_id: str | None = None
+        self,
+        letter_id: uuid.UUID,
+        *,
+        status: str,
+        retried_job_id: str | None = None,
+        current: str = "dead",
     ) -> bool:
-        """Move a letter out of 'dead'; False when someone else resolved it first."""
+        """Move a letter from `current` to `status`; False when someone else moved it first."""
+        values: dict[str, Any] = {"status": status, "resolved_at": utcnow()}
+        if retried_job_id is not None:
+            values["retried_job_id"] = retried_job_id
         result = await self.session.execute(
             update(DeadLetter)
-            .where(DeadLetter.id == letter_id, DeadLetter.status == "dead")
-            .values(status=status, retried_job_id=retried_job_id, resolved_at=utcnow())
+            .where(DeadLetter.id == letter_id, DeadLetter.status == current)
+            .values(**values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def retrying(self, *, older_than: datetime, limit: int = 100) -> Sequence[DeadLetter]:
+        """Letters marked 'retrying' before `older_than` whose send was never confirmed."""
+        rows = await self.session.execute(
+            select(DeadLetter)
+            .where(DeadLetter.status == "retrying", DeadLetter.resolved_at <= older_than)
+            .order_by(DeadLetter.resolved_at)
+            .limit(limit)
+        )
+        return rows.scalars().all()
 
 
 async def claim_tick(engine: AsyncEngine, name: str, tick: datetime, owner: str) -> bool:

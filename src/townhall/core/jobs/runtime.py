@@ -128,7 +128,9 @@ class Jobs:
         """Import every app's task modules and TOWNHALL_JOB_MODULES so @task has run."""
         from townhall.modules.registry import load_apps
 
-        names = [m for app in load_apps() for m in app.task_modules]
+        # The jobs package's own sweeper (re-sending retried dead letters) lives in service.
+        names = ["townhall.core.jobs.service"]
+        names += [m for app in load_apps() for m in app.task_modules]
         for name in [*names, *self.settings.job_modules]:
             try:
                 importlib.import_module(name)

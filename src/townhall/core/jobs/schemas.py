@@ -11,7 +11,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from townhall.core.jobs.models import DeadLetter
 
-DeadLetterStatus = Literal["dead", "retried", "discarded"]
+DeadLetterStatus = Literal["dead", "retrying", "retried", "discarded"]
 
 
 class DeadLetterOut(BaseModel):

@@ -11,6 +11,7 @@ from townhall.core.config import Settings
 from townhall.core.db import after_commit
 from townhall.core.pubsub.base import (
     GAP,
+    AppPubSub,
     ExactChannel,
     Message,
     PayloadError,
@@ -28,6 +29,7 @@ from townhall.core.pubsub.redis import RedisPubSub, build_redis_client, close_re
 
 __all__ = [
     "GAP",
+    "AppPubSub",
     "ExactChannel",
     "MemoryPubSub",
     "Message",
@@ -54,6 +56,7 @@ def build_pubsub(settings: Settings, *, client: Redis[bytes] | None = None) -> P
             client=client,
             queue_size=settings.pubsub_queue_size,
             max_connections=settings.redis_max_connections,
+            channel_prefix=settings.pubsub_channel_prefix,
         )
     return MemoryPubSub(queue_size=settings.pubsub_queue_size)
 

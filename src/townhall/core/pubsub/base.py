@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -266,6 +267,49 @@ class PubSub(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def for_app(self, app: str) -> PubSub: ...
+
+
+APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class AppPubSub:
+    """A view of a backend confined to one app's channels: `name` is sent as `<app>:<name>`.
+
+    Subscriptions and patterns are prefixed the same way, so an app (or a pattern built in
+    it) never reaches another app's channels. Messages carry the full channel name.
+    """
+
+    def __init__(self, inner: PubSub, app: str) -> None:
+        if not APP_NAME.match(app):
+            raise ValueError(f"pub/sub namespace must be an app name like 'link': {app!r}")
+        self.inner = inner
+        self.app = app
+        self.prefix = f"{app}:"
+
+    def channel(self, name: str) -> str:
+        """The full channel name of `name` in this namespace (an exact() mark is kept)."""
+        full = self.prefix + check_channel(name)
+        return exact(full) if isinstance(name, ExactChannel) else full
+
+    async def publish(self, channel: str, data: dict[str, Any]) -> None:
+        await self.inner.publish(self.channel(channel), data)
+
+    def subscribe(
+        self, *names: str, queue_size: int | None = None
+    ) -> AbstractAsyncContextManager[Subscription]:
+        return self.inner.subscribe(*(self.channel(n) for n in names), queue_size=queue_size)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        """Nothing to close: the backend is shared and closed by the platform."""
+
+    def for_app(self, app: str) -> PubSub:
+        """A narrower view: `<this app>:<app>:...`."""
+        return AppPubSub(self, app)
 
 
 def check_names(names: tuple[str, ...]) -> tuple[str, ...]:

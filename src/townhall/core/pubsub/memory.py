@@ -9,7 +9,9 @@ from typing import Any
 from townhall.core.pubsub.base import (
     DEFAULT_QUEUE_SIZE,
     PUBLISHED,
+    AppPubSub,
     LocalHub,
+    PubSub,
     PubSubUnavailable,
     Subscription,
     check_channel,
@@ -59,3 +61,7 @@ class MemoryPubSub:
     async def close(self) -> None:
         self._closed = True
         self._hub.end_all()
+
+    def for_app(self, app: str) -> PubSub:
+        """The channels of one app only (`<app>:...`)."""
+        return AppPubSub(self, app)

@@ -18,7 +18,9 @@ from redis.exceptions import RedisError
 from townhall.core.pubsub.base import (
     DEFAULT_QUEUE_SIZE,
     PUBLISHED,
+    AppPubSub,
     LocalHub,
+    PubSub,
     PubSubUnavailable,
     Subscription,
     check_channel,
@@ -30,6 +32,7 @@ from townhall.core.pubsub.base import (
 log = structlog.get_logger(__name__)
 
 _Key = tuple[str, str]  # ("c", channel) or ("p", pattern)
+_GLOB = set("*?[]\\")
 
 
 def build_redis_client(url: str, *, max_connections: int = 50) -> Redis[bytes]:
@@ -66,7 +69,14 @@ class RedisPubSub:
         health_interval: float = 15.0,
         backoff_base: float = 0.05,
         backoff_cap: float = 2.0,
+        channel_prefix: str = "",
     ) -> None:
+        if _GLOB & set(channel_prefix) or len(channel_prefix) > 64:
+            raise ValueError(
+                f"pub/sub channel prefix must be short and glob-free: {channel_prefix!r}"
+            )
+        # Redis pub/sub ignores the database number: deployments sharing a Redis need this.
+        self._prefix = channel_prefix
         self._own_client = client is None
         self._client = client or build_redis_client(url, max_connections=max_connections)
         # The subscriber connection must not retry silently: a hidden reconnect would lose
@@ -98,7 +108,7 @@ class RedisPubSub:
         if self._closed:
             raise PubSubUnavailable("pub/sub is closed")
         try:
-            await self._client.publish(channel, raw)
+            await self._client.publish(self._prefix + channel, raw)
         except (RedisError, OSError) as exc:
             raise PubSubUnavailable(f"redis pub/sub unavailable: {exc}") from exc
         PUBLISHED.inc()
@@ -169,7 +179,7 @@ class RedisPubSub:
         if not names or conn is None:
             return  # the reader subscribes everything the hub holds when it (re)connects
         try:
-            await conn.send_command(command, *names)
+            await conn.send_command(command, *self._wire(names))
         except (RedisError, OSError) as exc:
             log.warning(
                 "pubsub send failed; the reader reconnects", command=command, error=str(exc)
@@ -215,9 +225,9 @@ class RedisPubSub:
         self._connected_once = True
         self._conn = conn
         if channels:
-            await conn.send_command("SUBSCRIBE", *channels)
+            await conn.send_command("SUBSCRIBE", *self._wire(channels))
         if patterns:
-            await conn.send_command("PSUBSCRIBE", *patterns)
+            await conn.send_command("PSUBSCRIBE", *self._wire(patterns))
 
     async def _read_loop(self, conn: Connection) -> None:
         ping_sent = False
@@ -235,18 +245,25 @@ class RedisPubSub:
             ping_sent = False
             self._handle(response)
 
+    def _wire(self, names: list[str]) -> list[str]:
+        return [self._prefix + n for n in names]
+
+    def _local(self, raw: bytes) -> str:
+        """A channel or pattern name as subscribers know it (the deployment prefix removed)."""
+        return raw.decode()[len(self._prefix) :]
+
     def _handle(self, response: Any) -> None:
         if not isinstance(response, list) or not response:
             return  # PONG outside subscribed mode
         kind = response[0]
         if kind == b"message":
-            self._hub.to_channel(response[1].decode(), decode_payload(response[2]))
+            self._hub.to_channel(self._local(response[1]), decode_payload(response[2]))
         elif kind == b"pmessage":
             self._hub.to_pattern(
-                response[1].decode(), response[2].decode(), decode_payload(response[3])
+                self._local(response[1]), self._local(response[2]), decode_payload(response[3])
             )
         elif kind in (b"subscribe", b"psubscribe"):
-            key: _Key = ("c" if kind == b"subscribe" else "p", response[1].decode())
+            key: _Key = ("c" if kind == b"subscribe" else "p", self._local(response[1]))
             self._confirmed.add(key)
             future = self._pending.pop(key, None)
             if future is not None and not future.done():
@@ -280,6 +297,10 @@ class RedisPubSub:
         await self._sub_pool.disconnect()
         if self._own_client:
             await close_redis_client(self._client)
+
+    def for_app(self, app: str) -> PubSub:
+        """The channels of one app only (`<app>:...`)."""
+        return AppPubSub(self, app)
 
     @property
     def client(self) -> Redis[bytes]:

@@ -19,6 +19,8 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",  # nginx: stream each event as it is written
 }
 DEFAULT_HEARTBEAT = 15.0
+DEFAULT_QUEUE_SIZE = 256  # as TOWNHALL_REALTIME_SEND_QUEUE: events waiting for a slow client
+RESYNC_EVENT = "resync"
 _END = object()
 
 
@@ -86,7 +88,9 @@ class EventSourceResponse(StreamingResponse):
     """Stream ServerEvents (or plain dicts) as text/event-stream with heartbeat comments.
 
     The stream ends when the iterator ends, the client leaves, or the registry drains
-    (the client's EventSource then reconnects elsewhere with Last-Event-ID).
+    (the client's EventSource then reconnects elsewhere with Last-Event-ID). A client that
+    falls `queue_size` events behind gets `event: resync` and the stream ends: it reconnects
+    and reloads its state instead of the server buffering without bound.
     """
 
     def __init__(
@@ -98,8 +102,12 @@ class EventSourceResponse(StreamingResponse):
         registry: Connections | None = None,
         headers: dict[str, str] | None = None,
         status_code: int = 200,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
         self.stream = SSEStream()
+        self._queue_size = queue_size
         self._events = events
         self._heartbeat = heartbeat
         self._retry = retry
@@ -112,19 +120,31 @@ class EventSourceResponse(StreamingResponse):
         )
 
     async def _body(self) -> AsyncIterator[bytes]:
-        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
+        # Unbounded as an asyncio.Queue so _END always fits; the pump enforces the bound.
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        overflowed = asyncio.Event()
 
         async def pump() -> None:
             try:
                 async for item in self._events:
-                    await queue.put(item)
+                    if queue.qsize() >= self._queue_size:
+                        overflowed.set()  # never wait for a slow client: it resyncs instead
+                        return
+                    queue.put_nowait(item)
             finally:
-                await queue.put(_END)
+                if not overflowed.is_set():
+                    queue.put_nowait(_END)
+                # Let go of the source now (e.g. its pub/sub subscription), not at GC.
+                aclose = getattr(self._events, "aclose", None)
+                if aclose is not None:
+                    with suppress(Exception):
+                        await aclose()
 
         if self._registry is not None:
             self._registry.add(self.stream)
         task = asyncio.create_task(pump())
         closed = asyncio.create_task(self.stream.closed.wait())
+        overflow = asyncio.create_task(overflowed.wait())
         try:
             if self._retry is not None:
                 yield f"retry: {int(self._retry)}\n\n".encode()
@@ -133,8 +153,14 @@ class EventSourceResponse(StreamingResponse):
             while True:
                 getter = asyncio.create_task(queue.get())
                 done, _ = await asyncio.wait(
-                    {getter, closed}, timeout=self._heartbeat, return_when=asyncio.FIRST_COMPLETED
+                    {getter, closed, overflow},
+                    timeout=self._heartbeat,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
+                if overflow in done:
+                    getter.cancel()
+                    yield format_event({"reason": "slow consumer"}, event=RESYNC_EVENT)
+                    return
                 if getter not in done:
                     getter.cancel()
                     if closed in done:
@@ -149,6 +175,7 @@ class EventSourceResponse(StreamingResponse):
         finally:
             task.cancel()
             closed.cancel()
+            overflow.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await task
             if self._registry is not None:

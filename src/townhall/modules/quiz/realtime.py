@@ -10,16 +10,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 import socketio
 import structlog
 
-from townhall.core.auth.service import AuthService
+from townhall.core.auth.socket_auth import authorize_socketio, socketio_token
 from townhall.core.config import Settings
-from townhall.core.deps import ACCESS_COOKIE, Principal, authenticate
-from townhall.core.errors import AppError, Unauthorized
+from townhall.core.deps import Principal
+from townhall.core.errors import AppError
 from townhall.modules.quiz import game as rules
 from townhall.modules.quiz import service
 from townhall.modules.quiz.store import (
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 NAMESPACE = "/quiz"
+QUIZ_PERMISSION = "account.use"  # a signed-in socket hosts and plays as its account
 LEASE_MS = 5_000
 
 
@@ -227,27 +227,18 @@ class QuizServer:
         conn.tokens -= 1
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        explicit = bool(token)
-        if not token:
-            cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-            token = cookies[ACCESS_COOKIE].value if ACCESS_COOKIE in cookies else None
+        # Players may stay anonymous; a token sent explicitly must be valid and allowed.
+        token, explicit = socketio_token(environ, auth)
         conn = Conn(tokens=2 * self.settings.quiz_events_per_second)
         if token and self.platform is not None:
             try:
-                conn.user_id = await self._user_of(str(token))
-            except Unauthorized as exc:
+                principal = await authorize_socketio(self.platform, token, QUIZ_PERMISSION)
+            except socketio.exceptions.ConnectionRefusedError:
                 if explicit:
-                    raise socketio.exceptions.ConnectionRefusedError("invalid token") from exc
+                    raise
+            else:
+                conn.user_id = str(principal.id)
         self.conns[sid] = conn
-
-    async def _user_of(self, token: str) -> str:
-        assert self.platform is not None
-        async with self.platform.db.session() as session:
-            principal = await authenticate(
-                AuthService(self.platform.settings, self.platform.cache), session, token
-            )
-        return str(principal.id)
 
     async def _disconnect(self, sid: str, *args: Any) -> None:
         self.conns.pop(sid, None)
