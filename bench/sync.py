@@ -1,12 +1,15 @@
 """Sync engine benchmark on PostgreSQL: write path vs raw SQL, SSE fan-out, catch-up.
 
     uv run python bench/sync.py [--updates 1000] [--subscribers 1000] [--events 20]
+        [--parts writes,bigdoc,fanout,catchup]
 
 1. Committed updates/s through find_one_and_update (optimistic read, CAS update, seq
    allocation, event insert, one commit) against raw single-row UPDATE + INSERT per
    transaction on the same PostgreSQL in the same run; prints the ratio (goal >= 0.5).
 2. SSE fan-out: p50/p99 delay from commit to receipt for N subscribers of one stream.
 3. Catch-up: a client 10k and 100k events behind, by events and by snapshot + tail.
+4. Large document: milliseconds per one-field merge patch of a 10k-field document (the edit
+   cost should follow the change, not the document).
 """
 
 from __future__ import annotations
@@ -90,6 +93,23 @@ async def bench_writes(
     raw = updates / (time.perf_counter() - start)
     await conn.close()
     return {"engine_per_s": engine, "raw_per_s": raw, "ratio": engine / raw}
+
+
+async def bench_big_document(
+    platform: Any, owner: Principal, updates: int, fields: int = 10_000
+) -> dict[str, float]:
+    """Edit cost on a large document: one-field merge patches of a `fields`-field document."""
+    async with platform.db.session() as session:
+        service = SyncService(session, platform.settings)
+        await service.create_collection(owner, "big", "bench-big")
+        await service.create(owner, "bench-big", "doc", {f"f{i}": i for i in range(fields)})
+    start = time.perf_counter()
+    for i in range(updates):
+        async with platform.db.session() as session:
+            await SyncService(session, platform.settings).find_one_and_update(
+                owner, "bench-big", "doc", MergePatch({"f0": -i})
+            )
+    return {"ms_per_edit": 1000 * (time.perf_counter() - start) / updates}
 
 
 async def sse_reader(
@@ -207,7 +227,7 @@ async def main() -> None:
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--events", type=int, default=20)
-    parser.add_argument("--parts", default="writes,fanout,catchup")
+    parser.add_argument("--parts", default="writes,bigdoc,fanout,catchup")
     args = parser.parse_args()
     url = await fresh_database(f"townhall_bench_sync_{os.getpid()}")
     async_url = url.replace("postgresql://", "postgresql+asyncpg://")
@@ -250,6 +270,9 @@ async def main() -> None:
                 f"{fan['deliveries']}/{fan['expected']} "
                 f"deliveries, p50 {fan['p50_ms']:.1f} ms, p99 {fan['p99_ms']:.1f} ms"
             )
+        if "bigdoc" in parts:
+            big = await bench_big_document(platform, owner, max(1, args.updates // 5))
+            print(f"large document (10k fields): {big['ms_per_edit']:.2f} ms per one-field edit")
         for behind in (10_000, 100_000) if "catchup" in parts else ():
             c = await bench_catchup(platform, owner, behind)
             print(

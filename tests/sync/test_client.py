@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -10,7 +11,12 @@ from fastapi import FastAPI
 
 from tests.fixtures.app import make_settings, signup
 from tests.sync.helpers import bulk_events, make_collection, principal_for
-from tests.sync.test_live import base_url, http  # noqa: F401  (real-server fixtures)
+from tests.sync.test_live import (  # noqa: F401  (real-server fixtures)
+    LiveServer,
+    base_url,
+    http,
+    live_server,
+)
 from townhall.core.config import Settings
 from townhall.core.platform import Platform
 from townhall.sync.client import SyncClient, SyncClientError
@@ -75,3 +81,38 @@ async def test_live_follow_over_websocket(http: httpx.AsyncClient, base_url: str
         await sc.delete("live", "x")
         await sc.wait_for("live", 3)
         assert sc.documents("live") == {}
+
+
+async def test_follow_reconnects_from_its_state_vector(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    live_server: LiveServer,  # noqa: F811
+) -> None:
+    ann = await signup(client, "ann@example.com")
+    transport = httpx.ASGITransport(app=app)  # writes reach the app while its port is down
+    writer = SyncClient("http://testserver", ann["access_token"], transport=transport)
+    await writer._call("POST", "/api/v1/sync/collections", json={"name": "L", "slug": "live"})
+    await writer.create("live", {"n": 0}, doc_id="x")
+    seen: list[int] = []
+    async with SyncClient(live_server.url, ann["access_token"]) as sc:
+
+        async def consume() -> None:
+            async for message in sc.follow(["live"], max_delay=0.5):
+                if message["type"] == "event":
+                    seen.append(message["seq"])
+                if sc.vector.get("live", 0) >= 4:
+                    return
+
+        task = asyncio.create_task(consume())
+        async with asyncio.timeout(15):
+            while sc.vector.get("live", 0) < 1:
+                await asyncio.sleep(0.02)
+        await live_server.stop()  # the connection drops; writes go on meanwhile
+        await writer.patch("live", "x", {"n": 1})
+        await writer.patch("live", "x", {"n": 2})
+        await live_server.start()
+        await writer.patch("live", "x", {"n": 3})
+        await asyncio.wait_for(task, 20)
+        assert seen == [1, 2, 3, 4]  # nothing missed, nothing twice
+        assert sc.documents("live") == {"x": {"n": 3}}
+    await writer.close()

@@ -289,6 +289,31 @@ class TestAuthorization:
         ).status_code == 204
         assert (await client.get(f"{DOCS}/t1", headers=bob["headers"])).status_code == 404
 
+    async def test_client_positions_are_for_the_owner_only(
+        self, client: httpx.AsyncClient, ann: dict[str, Any], bob: dict[str, Any], board: str
+    ) -> None:
+        await create(client, ann, "t1", {"n": 0})
+        clients = f"{API}/board/clients"
+        assert (await client.get(clients, headers=bob["headers"])).status_code == 404
+        for role in ("read", "write"):
+            await client.post(
+                f"{API}/board/members",
+                json={"email": "bob@example.com", "role": role},
+                headers=ann["headers"],
+            )
+            acked = await client.post(
+                f"{API}/board/ack",
+                json={"client_id": "bob-phone", "streams": {"board": 1}},
+                headers=bob["headers"],
+            )
+            assert acked.json() == {"board": 1}
+            assert (await client.get(clients, headers=bob["headers"])).status_code == 403
+        await create(client, ann, "t2", {"n": 0})
+        listed = (await client.get(clients, headers=ann["headers"])).json()
+        assert [(c["client_id"], c["email"], c["seq"], c["behind"]) for c in listed] == [
+            ("bob-phone", "bob@example.com", 1, 1)
+        ]
+
 
 def bob_id(bob: dict[str, Any], members: list[dict[str, Any]]) -> str:
     return next(m["user_id"] for m in members if m["email"] == "bob@example.com")

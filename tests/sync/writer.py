@@ -22,7 +22,9 @@ async def writer(platform: Any, slug: str, name: str, updates: int) -> int:
         while True:
             try:
                 async with platform.db.session() as session:
-                    await SyncService(session, platform.settings).find_one_and_update(
+                    await SyncService(
+                        session, platform.settings, platform.pubsub
+                    ).find_one_and_update(
                         None,
                         slug,
                         "doc",
@@ -37,8 +39,17 @@ async def writer(platform: Any, slug: str, name: str, updates: int) -> int:
     return retries
 
 
-async def main(url: str, slug: str, writers: int, updates: int) -> None:
-    settings = make_settings(Path(tempfile.mkdtemp()), database_url=url, sync_max_retries=20)
+async def main(url: str, slug: str, writers: int, updates: int, *pubsub: str) -> None:
+    """`pubsub` is an optional Redis URL and channel prefix: announce to other processes."""
+    extra = {"redis_url": pubsub[0], "pubsub_channel_prefix": pubsub[1]} if pubsub else {}
+    # Keep every snapshot (as the test's own settings do) so the first one can be replayed.
+    settings = make_settings(
+        Path(tempfile.mkdtemp()),
+        database_url=url,
+        sync_max_retries=20,
+        sync_snapshots_keep=100,
+        **extra,
+    )
     async with build_platform(settings) as platform:
         tag = os.getpid()
         await asyncio.gather(
@@ -47,4 +58,4 @@ async def main(url: str, slug: str, writers: int, updates: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:]))

@@ -25,6 +25,7 @@ import httpx
 from townhall.sync.patching import JSONDoc, apply_event
 
 API = "/api/v1/sync/collections"
+RECONNECT_MIN_SECONDS = 0.1
 
 
 class SyncClientError(RuntimeError):
@@ -197,28 +198,55 @@ class SyncClient:
         }
         await self._call("POST", f"{API}/{stream}/ack", json=body)
 
-    async def follow(self, streams: Iterable[str]) -> AsyncIterator[dict[str, Any]]:
-        """Live events over WebSocket, applied to the replica before they are yielded."""
+    async def follow(
+        self, streams: Iterable[str], *, reconnect: bool = True, max_delay: float = 5.0
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Live events over WebSocket, applied to the replica before they are yielded.
+
+        A dropped connection is retried with backoff, resubscribing from the replica's state
+        vector, so no event is missed; a refusal (not a member any more) raises.
+        """
         import websockets
 
+        names = list(streams)
         url = self.base_url.replace("http", "ws", 1) + f"/api/v1/sync/ws?token={self.token}"
-        async with websockets.connect(url) as ws:
-            vector = {s: self.replica.vector.get(s, 0) for s in streams}
-            await ws.send(json.dumps({"type": "subscribe", "streams": vector}))
-            while True:
-                message = json.loads(await ws.recv())
-                kind = message.get("type")
-                if kind == "snapshot":
-                    self.replica.reset(
-                        message["stream"], message["seq"], message["documents"] or {}
-                    )
-                    self.replica.save(message["stream"])
-                elif kind == "event":
-                    if self.replica.apply(message["stream"], message):
-                        self.replica.save(message["stream"])
-                elif kind == "error":
-                    raise SyncClientError(message.get("status", 0), message.get("message", ""))
-                yield message
+        delay = RECONNECT_MIN_SECONDS
+        while True:
+            try:
+                async with websockets.connect(url) as ws:
+                    await self._subscribe(ws, names)
+                    while True:
+                        message = json.loads(await ws.recv())
+                        if message.get("type") == "subscribed":
+                            delay = RECONNECT_MIN_SECONDS  # connected and accepted again
+                        elif message.get("type") == "error" and message.get("resubscribe"):
+                            await self._subscribe(ws, [message["stream"]])
+                        else:
+                            self._receive(message)
+                        yield message
+            except websockets.InvalidStatus as exc:
+                if exc.response.status_code < 500 or not reconnect:
+                    raise  # refused (bad token): retrying cannot help
+            except (OSError, websockets.ConnectionClosed):
+                if not reconnect:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)
+
+    async def _subscribe(self, ws: Any, names: list[str]) -> None:
+        vector = {s: self.replica.vector.get(s, 0) for s in names}
+        await ws.send(json.dumps({"type": "subscribe", "streams": vector}))
+
+    def _receive(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "snapshot":
+            self.replica.reset(message["stream"], message["seq"], message["documents"] or {})
+            self.replica.save(message["stream"])
+        elif kind == "event":
+            if self.replica.apply(message["stream"], message):
+                self.replica.save(message["stream"])
+        elif kind == "error":
+            raise SyncClientError(message.get("status", 0), message.get("message", ""))
 
     async def wait_for(self, stream: str, seq: int, timeout: float = 10.0) -> None:
         """Follow `stream` until the replica reaches `seq`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -408,11 +409,15 @@ async def sse_events(
 
     async def body() -> AsyncIterator[bytes]:
         yield b"retry: 1000\n\n"
-        async for item in follow(platform, principal, access, start):
-            if item.kind == "ping":
-                yield b": ping\n\n"
-            else:
-                yield f"id: {item.seq}\nevent: {item.kind}\ndata: {item.text}\n\n".encode()
+        try:
+            async for item in follow(platform, principal, access, start):
+                if item.kind == "ping":
+                    yield b": ping\n\n"
+                else:
+                    yield f"id: {item.seq}\nevent: {item.kind}\ndata: {item.text}\n\n".encode()
+        except AppError as exc:  # e.g. membership revoked while subscribed: say why, then end
+            error = json.dumps({"type": "error", "status": exc.status_code, "message": exc.message})
+            yield f"event: error\ndata: {error}\n\n".encode()
 
     return StreamingResponse(
         body(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from townhall.sync.service import Access, SyncService, channel_of, event_dict
 log = structlog.get_logger(__name__)
 
 FEED_BATCH = 500
+FEED_RETRY_MIN_SECONDS = 0.05
+FEED_RETRY_MAX_SECONDS = 5.0
 _HUBS: weakref.WeakSet[SyncHub] = weakref.WeakSet()
 
 
@@ -87,6 +90,7 @@ class StreamFeed:
         self.known_head = 0
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.healthy = False
 
     def poke(self, seq: int) -> None:
         if self.last_seq is None or seq > self.last_seq:
@@ -94,6 +98,20 @@ class StreamFeed:
             self.wake.set()
 
     async def run(self) -> None:
+        """Serve until cancelled; a failed read (database restart, pub/sub drop) is retried."""
+        delay = FEED_RETRY_MIN_SECONDS
+        while True:
+            try:
+                await self._serve()
+            except Exception:
+                log.warning("sync feed read failed; retrying", stream=self.slug, exc_info=True)
+            if self.healthy:
+                delay = FEED_RETRY_MIN_SECONDS  # it ran fine before this failure
+            self.healthy = False
+            await asyncio.sleep(delay)
+            delay = min(FEED_RETRY_MAX_SECONDS, delay * 2)
+
+    async def _serve(self) -> None:
         platform = self.hub.platform
         pubsub = platform.pubsub
         async with contextlib.AsyncExitStack() as stack:
@@ -102,10 +120,15 @@ class StreamFeed:
                 sub = await stack.enter_async_context(pubsub.subscribe(channel_of(self.slug)))
                 listener = asyncio.create_task(self._listen(sub))
             try:
-                async with platform.db.read_sessionmaker() as session:
-                    self.last_seq = await SyncService(session, platform.settings).repo.head(
-                        self.stream_id
-                    )
+                if self.last_seq is None:  # a restart keeps its position: nothing is skipped
+                    async with platform.db.read_sessionmaker() as session:
+                        self.last_seq = await SyncService(session, platform.settings).repo.head(
+                            self.stream_id
+                        )
+                    # Events up to this head are not delivered by the feed: wake the followers
+                    # so any that are behind it read them from the event table.
+                    for follower in list(self.followers):
+                        follower.deliver([])
                 self.wake.set()
                 while True:
                     with contextlib.suppress(TimeoutError):
@@ -113,6 +136,7 @@ class StreamFeed:
                             await self.wake.wait()
                     self.wake.clear()
                     await self._drain()
+                    self.healthy = True
             finally:
                 if listener is not None:
                     listener.cancel()
@@ -159,8 +183,15 @@ class SyncHub:
 
     def join(self, slug: str, stream_id: Any) -> Follower:
         feed = self.feeds.get(slug)
-        if feed is None:
+        if feed is None or feed.task is None or feed.task.done():
+            # A finished feed (it should only end by cancellation) would leave followers silent.
+            dead = feed
             feed = self.feeds[slug] = StreamFeed(self, slug, stream_id)
+            if dead is not None:
+                feed.last_seq = dead.last_seq
+                for orphan in dead.followers:
+                    orphan.feed = feed
+                    feed.followers.add(orphan)
             feed.task = asyncio.create_task(feed.run(), name=f"sync-feed:{slug}")
             feed.task.add_done_callback(_log_failure)
         follower = Follower(feed, self.platform.settings.sync_subscriber_queue)
@@ -195,13 +226,25 @@ async def follow(
     access: Access,
     since: int,
     *,
-    heartbeat: float = 15.0,
+    heartbeat: float | None = None,
 ) -> AsyncIterator[Item]:
-    """Every event after `since`, in order and without holes, then live ones as they commit."""
+    """Every event after `since`, in order and without holes, then live ones as they commit.
+
+    Membership is re-checked at least once per heartbeat: a member removed while subscribed
+    gets the AppError (404/403) from this iterator instead of further events.
+    """
+    every = platform.settings.realtime_heartbeat_seconds if heartbeat is None else heartbeat
     hub = hub_of(platform)
     slug = access.collection.slug
     follower = hub.join(slug, access.collection.id)
     pos = since
+    checked = time.monotonic()
+
+    async def recheck() -> None:
+        nonlocal checked
+        async with platform.db.session() as session:
+            await SyncService(session, platform.settings).access(principal, slug, "read")
+        checked = time.monotonic()
 
     async def from_database() -> AsyncIterator[Item]:
         nonlocal pos
@@ -232,10 +275,21 @@ async def follow(
         async for item in from_database():
             yield item
         while True:
+            if time.monotonic() - checked >= every:
+                await recheck()
+            if follower.queue.empty() and (follower.feed.last_seq or 0) > pos:
+                # The feed is past us with nothing queued: those events were read before we
+                # joined it (a new or restarted feed), so they come from the event table.
+                before = pos
+                async for item in from_database():
+                    yield item
+                if pos > before:
+                    continue
             try:
-                async with asyncio.timeout(heartbeat):
+                async with asyncio.timeout(every):
                     batch = await follower.queue.get()
             except TimeoutError:
+                await recheck()
                 yield Item("ping")
                 continue
             if follower.lagging:

@@ -56,24 +56,24 @@ Patch = MergePatch | JsonPatch | Replace
 Edit = Patch | Callable[[JSONDoc], "Patch | JSONDoc"]
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply an RFC 7396 merge patch; `target` is not modified."""
+def merge_patch(target: Any, patch: Any, *, in_place: bool = False) -> Any:
+    """Apply an RFC 7396 merge patch; `target` is modified only with `in_place`."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
+        return copy.deepcopy(patch)  # the event keeps the patch: the document gets its own
+    result = (target if in_place else dict(target)) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = merge_patch(result.get(key), value)
+            result[key] = merge_patch(result.get(key), value, in_place=in_place)
     return result
 
 
-def apply_json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
-    """Apply RFC 6902 operations to a private copy of `doc`."""
+def apply_json_patch(doc: Any, ops: list[dict[str, Any]], *, in_place: bool = False) -> Any:
+    """Apply RFC 6902 operations to a copy of `doc` (to `doc` itself with `in_place`)."""
     try:
         patch = jsonpatch.JsonPatch(ops)
-        return patch.apply(doc, in_place=False)
+        return patch.apply(doc, in_place=in_place)
     except jsonpatch.JsonPatchTestFailed as exc:
         raise PatchError(str(exc), test_failed=True) from exc
     except (
@@ -88,14 +88,19 @@ def apply_json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
         raise PatchError(f"invalid JSON patch: {exc}") from exc
 
 
-def apply_patch(doc: JSONDoc | None, patch: Patch) -> JSONDoc:
-    """The document after `patch`; raises PatchError or InvalidJSON."""
+def apply_patch(doc: JSONDoc | None, patch: Patch, *, private: bool = False) -> JSONDoc:
+    """The document after `patch`; raises PatchError or InvalidJSON.
+
+    `private`: `doc` belongs to the caller alone (a row just read) and may be changed in place
+    instead of copied, so an edit costs its size rather than the document's; after a failure
+    it may be half-patched and must be thrown away.
+    """
     if isinstance(patch, Replace):
         result: Any = patch.data
     elif isinstance(patch, MergePatch):
-        result = merge_patch(doc or {}, patch.value)
+        result = merge_patch(doc or {}, patch.value, in_place=private)
     else:
-        result = apply_json_patch(doc or {}, patch.ops)
+        result = apply_json_patch(doc or {}, patch.ops, in_place=private)
     if not isinstance(result, dict):
         raise InvalidJSON("a document must be a JSON object")
     return result
@@ -181,6 +186,20 @@ def check_value(value: Any) -> None:
             stack.extend((child, depth + 1) for child in item)
         elif not (item is None or isinstance(item, bool | int)):
             raise InvalidJSON(f"{type(item).__name__} is not a JSON value")
+
+
+def growth_bound(patch: Patch) -> int | None:
+    """Bytes a patch can add to a document's compact JSON at most; None when unbounded.
+
+    A merge patch or an add/replace/test/remove/move operation writes nothing that is not in
+    the patch itself (keys, values, one separator each), so the growth is below twice its
+    encoding; a JSON Patch `copy` can duplicate any subtree, and a replace is the document.
+    """
+    if isinstance(patch, Replace):
+        return None
+    if isinstance(patch, JsonPatch) and any(op.get("op") == "copy" for op in patch.ops):
+        return None
+    return 2 * size_of(patch_payload(patch)) + 2
 
 
 def size_of(value: Any) -> int:

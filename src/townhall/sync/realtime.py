@@ -13,7 +13,9 @@ import contextlib
 import json
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 
 from townhall.core.deps import Principal
 from townhall.core.errors import AppError
@@ -22,6 +24,7 @@ from townhall.core.realtime.auth import WebSocketRefused, authenticate_websocket
 from townhall.sync.live import follow
 from townhall.sync.service import Access, SyncService, parse_vector
 
+log = structlog.get_logger(__name__)
 router = APIRouter()
 MAX_MESSAGE_BYTES = 64 * 1024
 CLOSE_TOO_BIG = 1009
@@ -84,9 +87,9 @@ class Connection:
 
     async def pump(self, access: Access, seq: int) -> None:
         slug = access.collection.slug
-        await self.send_json({"type": "subscribed", "stream": slug, "seq": seq})
         try:
-            async for item in follow(self.platform, self.principal, access, seq, heartbeat=30):
+            await self.send_json({"type": "subscribed", "stream": slug, "seq": seq})
+            async for item in follow(self.platform, self.principal, access, seq):
                 if item.kind == "snapshot":
                     reason = (item.data or {}).get("reason")
                     await self.send_json({"type": "resync", "stream": slug, "reason": reason})
@@ -96,8 +99,24 @@ class Connection:
         except AppError as exc:  # e.g. membership revoked while subscribed
             with contextlib.suppress(Exception):
                 await self.error(exc.message, stream=slug, status=exc.status_code)
-        except (WebSocketDisconnect, RuntimeError):
+        except (WebSocketDisconnect, ConnectionError):
             pass
+        except Exception:
+            if self.ws.application_state != WebSocketState.CONNECTED:
+                return  # the socket closed under us (send after close): nobody to tell
+            # Anything else must not end the subscription silently: the client is told to
+            # subscribe again from its state vector (nothing is lost, the event table is truth).
+            log.exception("sync subscription failed", stream=slug)
+            with contextlib.suppress(Exception):
+                await self.error(
+                    "the subscription failed on the server; subscribe again from your position",
+                    stream=slug,
+                    status=500,
+                    resubscribe=True,
+                )
+        finally:
+            if self.tasks.get(slug) is asyncio.current_task():
+                del self.tasks[slug]
 
     def close(self) -> None:
         for task in self.tasks.values():

@@ -7,7 +7,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    LargeBinary,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Row
@@ -28,6 +42,89 @@ from townhall.sync.models import (
 DOCS = cast(Table, SyncDocument.__table__)
 STREAMS = cast(Table, SyncStream.__table__)
 EVENTS = cast(Table, SyncEvent.__table__)
+
+
+def _locked_read(stored: Any) -> Any:
+    """The stream-locking document read (see lock_stream_and_get_document), built once."""
+    docs, streams = DOCS, STREAMS
+    join = streams.outerjoin(
+        docs,
+        and_(docs.c.collection_id == streams.c.stream, docs.c.id == bindparam("doc_id")),
+    )
+    return (
+        select(docs, stored.label("stored_bytes"))
+        .select_from(join)
+        .where(streams.c.stream == bindparam("collection_id"))
+        .with_for_update(of=streams)
+    )
+
+
+# The stored JSON's length bounds the document's compact size (PostgreSQL's text form and
+# SQLite's json.dumps add spaces), so most writes need no re-encoding to check the limit.
+LOCKED_READ_PG = _locked_read(func.octet_length(sql_cast(DOCS.c.data, Text)))
+LOCKED_READ_SQLITE = _locked_read(func.length(sql_cast(DOCS.c.data, LargeBinary)))
+
+
+def _update_and_record() -> Any:
+    """PostgreSQL: CAS update + seq allocation + event insert as one statement, built once.
+
+    Parameters are `p_`-prefixed: an INSERT's execution keys named like its columns would be
+    taken as VALUES.
+    """
+    docs, streams, events = DOCS, STREAMS, EVENTS
+    edited = (
+        update(docs)
+        .where(
+            docs.c.collection_id == bindparam("p_collection_id"),
+            docs.c.id == bindparam("p_doc_id"),
+            docs.c.version == bindparam("p_expected"),
+        )
+        .values(
+            version=bindparam("p_version"),
+            data=bindparam("p_data", type_=docs.c.data.type),
+            deleted=bindparam("p_deleted"),
+            updated_at=bindparam("p_now", type_=docs.c.updated_at.type),
+        )
+        .returning(docs.c.version)
+        .cte("edited")
+    )
+    allocated = (
+        update(streams)
+        .where(streams.c.stream == bindparam("p_collection_id"), exists(select(edited.c.version)))
+        .values(seq=streams.c.seq + 1)
+        .returning(streams.c.seq)
+        .cte("allocated")
+    )
+    row = select(
+        bindparam("p_collection_id", type_=events.c.stream.type),
+        allocated.c.seq,
+        bindparam("p_doc_id", type_=events.c.doc_id.type),
+        bindparam("p_version", type_=events.c.version.type),
+        bindparam("p_op", type_=events.c.op.type),
+        bindparam("p_patch", type_=events.c.patch.type),
+        bindparam("p_actor", type_=events.c.actor.type),
+        bindparam("p_ts", type_=events.c.ts.type),
+    )
+    columns = ["stream", "seq", "doc_id", "version", "op", "patch", "actor", "ts"]
+    return insert(events).from_select(columns, row).returning(events.c.seq)
+
+
+UPDATE_AND_RECORD_PG = _update_and_record()
+_COLLECTIONS = cast(Table, SyncCollection.__table__)
+_MEMBERS = cast(Table, SyncMember.__table__)
+ACCESS_READ = (
+    select(_COLLECTIONS, _MEMBERS.c.role)
+    .select_from(
+        _COLLECTIONS.outerjoin(
+            _MEMBERS,
+            and_(
+                _MEMBERS.c.collection_id == _COLLECTIONS.c.id,
+                _MEMBERS.c.user_id == bindparam("user_id", type_=_MEMBERS.c.user_id.type),
+            ),
+        )
+    )
+    .where(_COLLECTIONS.c.slug == bindparam("slug"))
+)
 
 
 class SyncRepository:
@@ -53,6 +150,26 @@ class SyncRepository:
         )
         return result.scalar_one_or_none()
 
+    async def collection_access(
+        self, slug: str, user_id: uuid.UUID | None
+    ) -> tuple[SyncCollection, str | None] | None:
+        """The collection and `user_id`'s member role (None if not a member), one Core query
+        built once: every request checks access, so this is on the hot write path."""
+        row = (
+            await self.session.execute(ACCESS_READ, {"slug": slug, "user_id": user_id})
+        ).one_or_none()
+        if row is None:
+            return None
+        collection = SyncCollection(
+            id=row.id,
+            slug=row.slug,
+            name=row.name,
+            owner_id=row.owner_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+        return collection, row.role
+
     async def collections_of(self, user_id: uuid.UUID) -> Sequence[SyncCollection]:
         member = select(SyncMember.collection_id).where(SyncMember.user_id == user_id)
         result = await self.session.execute(
@@ -61,14 +178,6 @@ class SyncRepository:
             .order_by(SyncCollection.created_at, SyncCollection.slug)
         )
         return result.scalars().all()
-
-    async def member_role(self, collection_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
-        result = await self.session.execute(
-            select(SyncMember.role).where(
-                SyncMember.collection_id == collection_id, SyncMember.user_id == user_id
-            )
-        )
-        return result.scalar_one_or_none()
 
     async def members(self, collection_id: uuid.UUID) -> Sequence[tuple[SyncMember, User]]:
         result = await self.session.execute(
@@ -113,6 +222,19 @@ class SyncRepository:
             query = query.with_for_update()
         result = await self.session.execute(query)
         return result.one_or_none()
+
+    async def lock_stream_and_get_document(
+        self, collection_id: uuid.UUID, doc_id: str
+    ) -> Row[Any] | None:
+        """Take the stream's writer lock, then read the document, in one statement.
+
+        Every writer locks the stream counter before any document row, so two transactions
+        editing several documents in opposite orders queue instead of deadlocking (PostgreSQL).
+        """
+        query = LOCKED_READ_PG if self.is_postgres else LOCKED_READ_SQLITE
+        params = {"collection_id": collection_id, "doc_id": doc_id}
+        row = (await self.session.execute(query, params)).one_or_none()
+        return None if row is None or row.id is None else row
 
     async def list_documents(
         self, collection_id: uuid.UUID, *, after: str | None, limit: int, include_deleted: bool
@@ -176,6 +298,60 @@ class SyncRepository:
             .values(version=expected_version + 1, data=data, deleted=deleted, updated_at=now)
         )
         return result.rowcount == 1
+
+    async def update_and_record(
+        self,
+        collection_id: uuid.UUID,
+        doc_id: str,
+        *,
+        expected_version: int,
+        data: dict[str, Any] | None,
+        deleted: bool,
+        now: datetime,
+        event: dict[str, Any],
+    ) -> int | None:
+        """CAS-update the document, allocate the next seq and insert its event (`event` without
+        stream/seq/doc_id/version); the seq, or None when another writer got there first.
+
+        PostgreSQL does all three in one data-modifying statement (one round trip, not three);
+        SQLite runs them one by one (it has no UPDATE ... RETURNING inside a CTE).
+        """
+        if not self.is_postgres:
+            done = await self.update_document(
+                collection_id,
+                doc_id,
+                expected_version=expected_version,
+                data=data,
+                deleted=deleted,
+                now=now,
+            )
+            if not done:
+                return None
+            seq = await self.next_seq(collection_id)
+            await self.add_event(
+                {
+                    **event,
+                    "stream": collection_id,
+                    "seq": seq,
+                    "doc_id": doc_id,
+                    "version": expected_version + 1,
+                }
+            )
+            return seq
+        values = {
+            **event,
+            "collection_id": collection_id,
+            "doc_id": doc_id,
+            "expected": expected_version,
+            "version": expected_version + 1,
+            "data": data,
+            "deleted": deleted,
+            "now": now,
+        }
+        params = {f"p_{key}": value for key, value in values.items()}
+        result = await self.session.execute(UPDATE_AND_RECORD_PG, params)
+        allocated = result.scalar_one_or_none()
+        return None if allocated is None else int(allocated)
 
     # Streams and events.
 
@@ -248,6 +424,13 @@ class SyncRepository:
             .limit(1)
         )
         return result.scalar_one_or_none()
+
+    async def newest_snapshot_time(self, stream: uuid.UUID) -> datetime | None:
+        result = await self.session.execute(
+            select(func.max(SyncSnapshot.created_at)).where(SyncSnapshot.stream == stream)
+        )
+        value: datetime | None = result.scalar_one_or_none()
+        return value
 
     async def snapshot_seqs(self, stream: uuid.UUID) -> list[tuple[int, datetime]]:
         result = await self.session.execute(

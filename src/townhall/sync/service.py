@@ -34,6 +34,7 @@ from townhall.sync.patching import (
     Replace,
     apply_patch,
     check_value,
+    growth_bound,
     patch_payload,
     resolve,
     size_of,
@@ -50,6 +51,8 @@ _RANK = {"read": 1, "write": 2, "owner": 3}
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]?$")
 DOC_ID_RE = re.compile(r"^[A-Za-z0-9._:~-]{1,128}$")
 SYSTEM_ACTOR = "server"
+# Newest snapshot time seen per stream in this process (a hint; the database decides).
+_NEWEST_SNAPSHOT: dict[uuid.UUID, datetime] = {}
 
 
 def channel_of(slug: str) -> str:
@@ -107,6 +110,12 @@ class CatchUp:
         if self.events:
             return int(self.events[-1]["seq"])
         return self.snapshot_seq if self.snapshot_seq is not None else 0
+
+
+def event_fields(principal: Principal | None, op: str, patch: Any, now: datetime) -> dict[str, Any]:
+    """An event's columns besides its position (stream, seq, doc_id, version)."""
+    actor = str(principal.id) if principal is not None else SYSTEM_ACTOR
+    return {"op": op, "patch": patch, "actor": actor, "ts": now}
 
 
 def event_dict(event: Any, slug: str) -> dict[str, Any]:
@@ -176,16 +185,18 @@ class SyncService:
         return known
 
     async def _load_access(self, principal: Principal | None, slug: str) -> Access:
-        collection = await self.repo.collection_by_slug(slug)
-        if collection is None:
+        found = await self.repo.collection_access(
+            slug, principal.id if principal is not None else None
+        )
+        if found is None:
             raise NotFound(f"collection {slug!r} not found")
+        collection, member = found
         if principal is None:
             return Access(collection, "owner")  # the server itself (other apps, jobs)
         role: Role | None
         if collection.owner_id == principal.id:
             role = "owner"
         else:
-            member = await self.repo.member_role(collection.id, principal.id)
             role = member if member in ("read", "write") else None  # type: ignore[assignment]
         if role is None:
             raise NotFound(f"collection {slug!r} not found")
@@ -232,7 +243,7 @@ class SyncService:
         _check_doc_id(doc_id)
         self._check_data(data)
         for attempt in range(1, self.settings.sync_max_retries + 2):
-            existing = await self.repo.get_document(coll.id, doc_id)
+            existing = await self.repo.lock_stream_and_get_document(coll.id, doc_id)
             now = utcnow()
             if existing is not None and not existing.deleted:
                 raise Conflict(
@@ -270,8 +281,7 @@ class SyncService:
         coll = await self._writable(principal, collection)
         attempts = self.settings.sync_max_retries + 1 if expected_version is None else 1
         for attempt in range(1, attempts + 1):
-            # After a lost race, lock the row so the retry cannot lose again (PostgreSQL).
-            current = await self.repo.get_document(coll.id, doc_id, lock=attempt > 1)
+            current = await self.repo.lock_stream_and_get_document(coll.id, doc_id)
             if current is None or current.deleted:
                 raise NotFound(f"document {doc_id!r} not found")
             if expected_version is not None and current.version != expected_version:
@@ -279,30 +289,34 @@ class SyncService:
             try:
                 patch = resolve(edit, current.data or {})
                 check_value(patch_payload(patch))
-                new_data = apply_patch(current.data, patch)
+                new_data = apply_patch(current.data, patch, private=True)  # a fresh row
             except PatchError as exc:
                 if exc.test_failed:
                     raise Conflict(f"JSON patch test failed: {exc}") from exc
                 raise Unprocessable(str(exc)) from exc
             except InvalidJSON as exc:
                 raise Unprocessable(str(exc)) from exc
-            self._check_size(new_data)
+            growth = growth_bound(patch)
+            if growth is None or (current.stored_bytes or 0) + growth > (
+                self.settings.sync_max_document_bytes
+            ):
+                self._check_size(new_data)  # near the limit (or unbounded): measure exactly
             now = utcnow()
-            done = await self.repo.update_document(
+            payload = patch_payload(patch)
+            seq = await self.repo.update_and_record(
                 coll.id,
                 doc_id,
                 expected_version=current.version,
                 data=new_data,
                 deleted=False,
                 now=now,
+                event=event_fields(principal, patch.op, payload, now),
             )
-            if done:
+            if seq is not None:
                 view = DocView(
                     doc_id, current.version + 1, new_data, False, current.created_at, now
                 )
-                return await self._record(
-                    coll, principal, view, patch.op, patch_payload(patch), attempt
-                )
+                return await self._record(coll, principal, view, patch.op, payload, attempt, seq)
             if expected_version is not None:
                 fresh = await self.repo.get_document(coll.id, doc_id)
                 raise _version_conflict(fresh.version if fresh else 0, expected_version)
@@ -333,23 +347,24 @@ class SyncService:
         coll = await self._writable(principal, collection)
         attempts = self.settings.sync_max_retries + 1 if expected_version is None else 1
         for attempt in range(1, attempts + 1):
-            current = await self.repo.get_document(coll.id, doc_id, lock=attempt > 1)
+            current = await self.repo.lock_stream_and_get_document(coll.id, doc_id)
             if current is None or current.deleted:
                 raise NotFound(f"document {doc_id!r} not found")
             if expected_version is not None and current.version != expected_version:
                 raise _version_conflict(current.version, expected_version)
             now = utcnow()
-            done = await self.repo.update_document(
+            seq = await self.repo.update_and_record(
                 coll.id,
                 doc_id,
                 expected_version=current.version,
                 data=None,
                 deleted=True,
                 now=now,
+                event=event_fields(principal, "delete", None, now),
             )
-            if done:
+            if seq is not None:
                 view = DocView(doc_id, current.version + 1, None, True, current.created_at, now)
-                return await self._record(coll, principal, view, "delete", None, attempt)
+                return await self._record(coll, principal, view, "delete", None, attempt, seq)
             await self._backoff(attempt)
         raise Conflict("too much contention on this document; retry")
 
@@ -370,28 +385,47 @@ class SyncService:
         op: str,
         patch: Any,
         attempts: int,
+        seq: int | None = None,
     ) -> WriteResult:
-        """Allocate the seq and insert the event in the document's transaction; announce later."""
-        seq = await self.repo.next_seq(coll.id)
+        """Allocate the seq and insert the event in the document's transaction (unless the
+        caller did both with the document update: `seq`); snapshot when due; announce later."""
         now = utcnow()
-        await self.repo.add_event(
-            {
-                "stream": coll.id,
-                "seq": seq,
-                "doc_id": view.id,
-                "version": view.version,
-                "op": op,
-                "patch": patch,
-                "actor": str(principal.id) if principal is not None else SYSTEM_ACTOR,
-                "ts": now,
-            }
-        )
+        if seq is None:
+            seq = await self.repo.next_seq(coll.id)
+            fields = event_fields(principal, op, patch, now)
+            await self.repo.add_event(
+                {
+                    **fields,
+                    "stream": coll.id,
+                    "seq": seq,
+                    "doc_id": view.id,
+                    "version": view.version,
+                }
+            )
         every = self.settings.sync_snapshot_every_events
-        if every > 0 and seq % every == 0:
+        if (every > 0 and seq % every == 0) or await self._snapshot_is_stale(coll, now):
             # The counter row is ours until commit, so this snapshot is exactly the state at seq.
             await self._write_snapshot(coll.id, seq)
+            _NEWEST_SNAPSHOT[coll.id] = now
         self.announce(coll.slug, seq)
         return WriteResult(document=view, seq=seq, op=op, patch=patch, attempts=attempts)
+
+    async def _snapshot_is_stale(self, coll: SyncCollection, now: datetime) -> bool:
+        """ "Every T minutes": is the newest snapshot (or the collection, before any) older?
+
+        The time last seen is remembered per process, so a write asks the database only when
+        that time is older than T (another process may have taken a snapshot since).
+        """
+        minutes = self.settings.sync_snapshot_every_minutes
+        if minutes <= 0:
+            return False
+        age = timedelta(minutes=minutes)
+        seen = _NEWEST_SNAPSHOT.get(coll.id)
+        if seen is not None and now - seen < age:
+            return False
+        newest = await self.repo.newest_snapshot_time(coll.id)
+        seen = _NEWEST_SNAPSHOT[coll.id] = newest or coll.created_at
+        return now - seen >= age
 
     def announce(self, slug: str, seq: int) -> None:
         """After commit: wake this process's feeds and publish to the others."""
@@ -459,48 +493,83 @@ class SyncService:
     # Catch-up.
 
     async def catch_up(self, access: Access, since: int, *, limit: int | None = None) -> CatchUp:
-        """Events after `since` in order; a snapshot + tail when too far behind or compacted."""
+        """Events after `since` in order; a snapshot + tail when too far behind or compacted.
+
+        A read never writes: it serves the newest snapshot that covers the gap (or the empty
+        state at seq 0 while nothing was compacted) and pages its tail; only when no snapshot
+        covers a compacted gap is one taken.
+        """
         if since < 0:
             raise Unprocessable("since must be a non-negative sequence number")
         stream = access.collection.id
         slug = access.collection.slug
         page = limit or self.settings.sync_catchup_max_events
         head = await self.repo.head(stream)
-        if since > head:
-            return await self._reset(access, head, page, "ahead of the server (unknown position)")
         if since == head:
             return CatchUp(stream=slug, head=head, reset=False, events=[])
         oldest = await self.repo.oldest_seq(stream)
+        if since > head:
+            return await self._reset(
+                access, head, oldest, page, "ahead of the server (unknown position)"
+            )
         if oldest is None or oldest > since + 1:
-            return await self._reset(access, head, page, "events before the oldest retained one")
+            return await self._reset(
+                access, head, oldest, page, "events before the oldest retained one"
+            )
         if head - since > self.settings.sync_catchup_max_events:
-            return await self._reset(access, head, page, "too far behind")
+            snapshot = await self.repo.newest_snapshot(stream)
+            # Only a snapshot past `since` saves work; its tail is retained (oldest <= since+1).
+            if snapshot is not None and snapshot.seq > since:
+                rows = await self.repo.events_after(stream, snapshot.seq, page)
+                return self._from_snapshot(
+                    access, snapshot.seq, snapshot.data, head, "too far behind", rows
+                )
         rows = await self.repo.events_after(stream, since, page)
         events = [event_dict(e, slug) for e in rows]
         more = bool(events) and events[-1]["seq"] < head
         return CatchUp(stream=slug, head=head, reset=False, events=events, more=more)
 
-    async def _reset(self, access: Access, head: int, page: int, reason: str) -> CatchUp:
+    async def _reset(
+        self, access: Access, head: int, oldest: int | None, page: int, reason: str
+    ) -> CatchUp:
         stream = access.collection.id
+
+        def covers(seq: int) -> bool:  # every event after `seq` is still retained
+            return seq == head or (oldest is not None and oldest <= seq + 1)
+
         snapshot = await self.repo.newest_snapshot(stream)
-        oldest = await self.repo.oldest_seq(stream)
-        usable = snapshot is not None and (oldest is None or oldest <= snapshot.seq + 1)
-        if snapshot is None or not usable or head - snapshot.seq > page:
-            # No snapshot covers the gap (or its tail is too long): take a fresh one now.
+        if snapshot is not None and covers(snapshot.seq):
+            seq, documents = snapshot.seq, snapshot.data
+        elif covers(0):
+            seq, documents = 0, {}  # nothing compacted yet: the empty state plus every event
+        else:
+            # No snapshot covers the gap (compacted past every snapshot): take one now.
             head = await self.repo.lock_head(stream)
-            snapshot = await self.repo.snapshot_at(stream, head) or await self._write_snapshot(
+            taken = await self.repo.snapshot_at(stream, head) or await self._write_snapshot(
                 stream, head
             )
-        rows = await self.repo.events_after(stream, snapshot.seq, page)
+            seq, documents = taken.seq, taken.data
+        rows = await self.repo.events_after(stream, seq, page)
+        return self._from_snapshot(access, seq, documents, head, reason, rows)
+
+    def _from_snapshot(
+        self,
+        access: Access,
+        seq: int,
+        documents: dict[str, Any],
+        head: int,
+        reason: str,
+        rows: Any,
+    ) -> CatchUp:
         events = [event_dict(e, access.collection.slug) for e in rows]
-        last = events[-1]["seq"] if events else snapshot.seq
+        last = events[-1]["seq"] if events else seq
         return CatchUp(
             stream=access.collection.slug,
             head=head,
             reset=True,
             events=events,
-            snapshot=snapshot.data,
-            snapshot_seq=snapshot.seq,
+            snapshot=documents,
+            snapshot_seq=seq,
             more=last < head,
             reason=reason,
         )

@@ -1,5 +1,6 @@
-// townhall Sync API browser client: a replica of one collection kept live over SSE.
-// EventSource resends Last-Event-ID by itself, so a reconnecting window misses nothing.
+// townhall Sync API browser client: a replica of one collection kept live over SSE or WebSocket.
+// EventSource resends Last-Event-ID by itself and the WebSocket transport resubscribes from the
+// replica's seq, so a reconnecting window misses nothing.
 
 function mergePatch(target, patch) {
   if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return structuredClone(patch);
@@ -56,36 +57,81 @@ export function applyEvent(documents, event) {
 }
 
 export class SyncCollection extends EventTarget {
-  constructor(slug, { base = "/api/v1/sync/collections" } = {}) {
+  // transport "sse" (EventSource, resumes with Last-Event-ID by itself) or "ws" (WebSocket,
+  // resubscribes from this.seq after a drop, with backoff).
+  constructor(slug, { base = "/api/v1/sync/collections", transport = "sse" } = {}) {
     super();
     this.slug = slug;
     this.url = `${base}/${encodeURIComponent(slug)}`;
+    this.transport = transport;
     this.documents = new Map();
     this.seq = 0;
     this.source = null;
+    this.socket = null;
+    this.closed = true;
+  }
+
+  reset(snap) {
+    this.documents = new Map(Object.entries(snap.documents || {}).map(([id, d]) => [id, d.data]));
+    this.seq = snap.seq;
+    this.dispatchEvent(new CustomEvent("change", { detail: { reset: true } }));
+  }
+
+  receive(event) {
+    if (event.seq <= this.seq) return;
+    applyEvent(this.documents, event);
+    this.seq = event.seq;
+    this.dispatchEvent(new CustomEvent("change", { detail: event }));
   }
 
   connect() {
+    this.closed = false;
+    return this.transport === "ws" ? this.connectSocket(250) : this.connectEventSource();
+  }
+
+  connectEventSource() {
     this.source = new EventSource(`${this.url}/events?since=${this.seq}`, { withCredentials: true });
-    this.source.addEventListener("snapshot", (e) => {
-      const snap = JSON.parse(e.data);
-      this.documents = new Map(Object.entries(snap.documents || {}).map(([id, d]) => [id, d.data]));
-      this.seq = snap.seq;
-      this.dispatchEvent(new CustomEvent("change", { detail: { reset: true } }));
-    });
-    this.source.addEventListener("event", (e) => {
-      const event = JSON.parse(e.data);
-      if (event.seq <= this.seq) return;
-      applyEvent(this.documents, event);
-      this.seq = event.seq;
-      this.dispatchEvent(new CustomEvent("change", { detail: event }));
-    });
+    this.source.addEventListener("snapshot", (e) => this.reset(JSON.parse(e.data)));
+    this.source.addEventListener("event", (e) => this.receive(JSON.parse(e.data)));
     this.source.addEventListener("open", () => this.dispatchEvent(new Event("online")));
-    this.source.addEventListener("error", () => this.dispatchEvent(new Event("offline")));
+    this.source.addEventListener("error", (e) => {
+      if (e.data) this.dispatchEvent(new CustomEvent("problem", { detail: JSON.parse(e.data) }));
+      this.dispatchEvent(new Event("offline"));
+    });
     return this;
   }
 
-  disconnect() { if (this.source) this.source.close(); this.source = null; }
+  connectSocket(delay) {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = (this.socket = new WebSocket(`${scheme}://${location.host}/api/v1/sync/ws`));
+    socket.addEventListener("open", () => {
+      socket.send(JSON.stringify({ type: "subscribe", streams: { [this.slug]: this.seq } }));
+    });
+    socket.addEventListener("message", (m) => {
+      const message = JSON.parse(m.data);
+      if (message.type === "subscribed") { delay = 250; this.dispatchEvent(new Event("online")); }
+      else if (message.type === "snapshot") this.reset(message);
+      else if (message.type === "event") this.receive(message);
+      else if (message.type === "error") {
+        this.dispatchEvent(new CustomEvent("problem", { detail: message }));
+        if (message.resubscribe) socket.close(); // reconnect and resubscribe from this.seq
+      }
+    });
+    socket.addEventListener("close", () => {
+      this.dispatchEvent(new Event("offline"));
+      if (!this.closed && this.socket === socket) {
+        setTimeout(() => { if (!this.closed) this.connectSocket(Math.min(delay * 2, 5000)); }, delay);
+      }
+    });
+    return this;
+  }
+
+  disconnect() {
+    this.closed = true;
+    if (this.source) this.source.close();
+    if (this.socket) this.socket.close();
+    this.source = this.socket = null;
+  }
 
   async request(method, path, body, contentType = "application/json", version = null) {
     const headers = { "Content-Type": contentType };
