@@ -21,11 +21,12 @@ if command -v npm >/dev/null && [ ! -d "$quiz_interop/node_modules/socket.io-cli
   }
 fi
 
-# Collab interop + bench: the real npm yjs, y-websocket, y-webrtc, @hocuspocus/server (test-only).
+# Collab interop + bench: the real npm yjs, y-websocket, y-webrtc, @hocuspocus/server (test-only,
+# pinned by the committed package-lock.json; npm ci installs exactly that tree).
 collab_interop="$(dirname "$0")/../tests/collab/interop"
 if command -v node >/dev/null && command -v npm >/dev/null \
   && [ ! -d "$collab_interop/node_modules/y-webrtc" ]; then
-  (cd "$collab_interop" && npm install --no-audit --no-fund --loglevel=error) || {
+  (cd "$collab_interop" && npm ci --no-audit --no-fund --loglevel=error) || {
     echo "could not install the collab interop npm packages" >&2
   }
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from tests.collab.helpers import text_update
 from tests.collab.test_sockets import YClient, _recv_json
 from tests.fixtures.services import REDIS_URL, free_port, require
 
@@ -23,8 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-async def two_servers(tmp_path: Path) -> AsyncIterator[list[str]]:
+@contextlib.asynccontextmanager
+async def two_townhalls(tmp_path: Path, **env: str) -> AsyncIterator[list[str]]:
+    """Two `townhall serve` processes on one SQLite file and one Redis; yields their hosts."""
     require("Redis", REDIS_URL, 6379)
     env = {
         **os.environ,
@@ -38,6 +41,7 @@ async def two_servers(tmp_path: Path) -> AsyncIterator[list[str]]:
         "TOWNHALL_COLLAB_STORE_DEBOUNCE_SECONDS": "0.2",
         "TOWNHALL_LOG_LEVEL": "WARNING",
         "TOWNHALL_SIGNUP_PER_IP_PER_HOUR": "1000",
+        **env,
     }
     cli = [sys.executable, "-m", "townhall.cli"]
     subprocess.run([*cli, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
@@ -77,15 +81,26 @@ async def two_servers(tmp_path: Path) -> AsyncIterator[list[str]]:
                 proc.kill()
 
 
-async def test_clients_on_different_processes_converge(two_servers: list[str]) -> None:
-    a_host, b_host = two_servers
-    async with httpx.AsyncClient(base_url=f"http://{a_host}") as http:
+@pytest.fixture
+async def two_servers(tmp_path: Path) -> AsyncIterator[list[str]]:
+    async with two_townhalls(tmp_path) as hosts:
+        yield hosts
+
+
+async def _signup(host: str) -> str:
+    async with httpx.AsyncClient(base_url=f"http://{host}") as http:
         response = await http.post(
             "/api/v1/auth/signup",
             json={"email": "x@example.com", "password": "password123", "display_name": "X"},
         )
         assert response.status_code == 201, response.text
-        token = response.json()["access_token"]
+        token: str = response.json()["access_token"]
+        return token
+
+
+async def test_clients_on_different_processes_converge(two_servers: list[str]) -> None:
+    a_host, b_host = two_servers
+    token = await _signup(a_host)
     doc_id = uuid.uuid4().hex
     path = f"/collab/ws/demo/{doc_id}?token={token}"
     async with (
@@ -112,10 +127,23 @@ async def test_clients_on_different_processes_converge(two_servers: list[str]) -
             await ws.send(json.dumps({"type": "ping"}))
             await _recv_json(ws, "pong")
         data = {"type": "announce", "from": "peer-on-a"}
-        await sig_a.send(json.dumps({"type": "publish", "topic": topic, "data": data}))
-        got = await _recv_json(sig_b, "publish", timeout=10)
+        # `clients` counts both processes' subscribers once their counts crossed pub/sub.
+        for _ in range(50):
+            await sig_a.send(json.dumps({"type": "publish", "topic": topic, "data": data}))
+            got = await _recv_json(sig_b, "publish", timeout=10)
+            if got["clients"] == 2:
+                break
+            await asyncio.sleep(0.1)
         assert got["data"] == data
         assert got["topic"] == topic
+        assert got["clients"] == 2
+        # A learned B's count before B learned A's (A's answer followed it), so A counts 2 too.
+        final = {"type": "announce", "from": "peer-on-a", "n": "final"}
+        await sig_a.send(json.dumps({"type": "publish", "topic": topic, "data": final}))
+        echo = await _recv_json(sig_a, "publish", timeout=10)
+        while echo["data"] != final:
+            echo = await _recv_json(sig_a, "publish", timeout=10)
+        assert echo["clients"] == 2
 
     # A third client joining later on process B loads everything (buffer + database).
     await asyncio.sleep(0.5)
@@ -124,3 +152,41 @@ async def test_clients_on_different_processes_converge(two_servers: list[str]) -
         await c.handshake()
         assert "from A;" in c.text
         assert "from B;" in c.text
+
+
+async def test_late_joiner_on_another_process_sees_edits_not_yet_stored(tmp_path: Path) -> None:
+    # A store debounce far beyond the test: A's edits stay in A's room, not in the buffer.
+    slow_store = {
+        "TOWNHALL_COLLAB_STORE_DEBOUNCE_SECONDS": "120",
+        "TOWNHALL_COLLAB_STORE_MAX_DEBOUNCE_SECONDS": "240",
+    }
+    async with two_townhalls(tmp_path, **slow_store) as (a_host, b_host):
+        token = await _signup(a_host)
+        doc_id = uuid.uuid4().hex
+        path = f"/collab/ws/demo/{doc_id}?token={token}"
+        async with (
+            websockets.connect(f"ws://{a_host}{path}") as ws_a,
+            websockets.connect(f"ws://{a_host}{path}") as ws_watch,
+        ):
+            a, watch = YClient(ws_a), YClient(ws_watch)
+            await a.handshake()
+            await watch.handshake()
+            await a.edit("only in A's room;")
+            # A's room has applied it (it relayed it to another client) before B's room exists.
+            await watch.pump_until(lambda: watch.text == "only in A's room;", timeout=10)
+            async with websockets.connect(f"ws://{b_host}{path}") as ws_b:
+                b = YClient(ws_b)
+                await b.handshake()
+                await b.pump_until(lambda: b.text == "only in A's room;", timeout=10)
+
+            # A save through B (no room there now, or one that relays) reaches A's clients.
+            leader = YClient(None)
+            leader.doc.apply_update(a.doc.get_update())
+            async with httpx.AsyncClient(base_url=f"http://{b_host}") as http:
+                response = await http.post(
+                    f"/api/v1/collab/demo/save?id={doc_id}",
+                    content=text_update("saved via B;", doc=leader.doc),
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert response.status_code == 200, response.text
+            await a.pump_until(lambda: a.text == "only in A's room;saved via B;", timeout=10)

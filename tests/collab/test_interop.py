@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def ensure_node_packages() -> str:
-    """The node binary, with tests/collab/interop/node_modules installed (npm install once)."""
+    """The node binary, with tests/collab/interop/node_modules installed from the lock file."""
     node = shutil.which("node")
     npm = shutil.which("npm")
     if node is None or npm is None:
@@ -34,7 +34,7 @@ def ensure_node_packages() -> str:
         pytest.skip(f"SKIPPED LOUDLY: {message}")
     if not (INTEROP / "node_modules" / "y-webrtc").exists():
         subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--silent"],
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
             cwd=INTEROP,
             check=True,
             timeout=300,
@@ -118,3 +118,8 @@ async def test_leader_election_module_with_real_yjs_awareness() -> None:
     assert result["leaders2"] == [3, 3]  # 2 left: 3 took over
     assert result["saves2"] == [0, 1, 1]  # and saved the change made meanwhile
     assert result["saves3"] == result["saves2"]  # nothing unsaved: no more saves
+    # Later saves are diffs from the server's answered state vector, never the whole document.
+    assert result["leaderSaves"] == 3
+    assert result["docBytes"] > 20000
+    assert result["lastSaveBytes"] < 200
+    assert result["serverMatches"] is True

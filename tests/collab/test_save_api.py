@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.collab.helpers import b64, text_of, text_update
 from tests.fixtures.app import signup
 
+from townhall.collab.engine import CollabEngine
 from townhall.collab.hooks import Role, ServiceHooks, register_service, unregister_service
+from townhall.collab.protocol import decode_state_vector
+from townhall.core.config import Environment
 from townhall.core.deps import Principal
 
 # doc id -> {email: role}; the "acl" test service asks this table.
@@ -311,3 +315,85 @@ async def test_leader_module_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/collab/static/leader.js")
     assert response.status_code == 200
     assert "export class LeaderSaver" in response.text
+
+
+async def test_on_load_template_is_stored_once_so_edits_merge_onto_it(
+    client: httpx.AsyncClient, app: FastAPI, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    loads = 0
+
+    async def allow(
+        principal: Principal | None, service: str, doc: str, session: AsyncSession
+    ) -> Role | None:
+        return "editor" if principal is not None else None
+
+    async def fresh_template(service: str, doc: str, session: AsyncSession) -> bytes | None:
+        nonlocal loads
+        loads += 1
+        return text_update("template;")  # a new Doc, so a new client id, on every call
+
+    register_service(
+        ServiceHooks("tmpl", allow, on_load=fresh_template, roots={"text": pycrdt.Text})
+    )
+    try:
+        url = f"/api/v1/collab/tmpl/{doc_id}/state"
+
+        async def read() -> str:
+            response = await client.get(url, headers=user["headers"])
+            assert response.status_code == 200, response.text
+            return str(response.json()["state"])
+
+        editor: pycrdt.Doc[Any] = pycrdt.Doc()
+        editor.apply_update(base64.b64decode(await read()))
+        response = await client.post(
+            f"/api/v1/collab/tmpl/save?id={doc_id}",
+            content=text_update("edit;", doc=editor),
+            headers=user["headers"],
+        )
+        assert response.status_code == 200, response.text
+        assert text_of(base64.b64decode(await read())) == "template;edit;"
+        await _flush(app)
+        assert text_of(base64.b64decode(await read())) == "template;edit;"
+        assert loads == 1
+    finally:
+        unregister_service("tmpl")
+
+
+async def test_demo_service_is_not_served_in_production(
+    client: httpx.AsyncClient, app: FastAPI, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    url = f"/api/v1/collab/demo/save?id={doc_id}"
+    platform = app.state.platform
+    production = platform.settings.model_copy(update={"env": Environment.production})
+    CollabEngine(dataclasses.replace(platform, settings=production))
+    try:
+        response = await client.post(url, content=text_update("x"), headers=user["headers"])
+        assert response.status_code == 404
+    finally:
+        CollabEngine(platform)  # the test app's own (non-production) registration
+    response = await client.post(url, content=text_update("x"), headers=user["headers"])
+    assert response.status_code == 200
+
+
+async def test_save_answers_with_the_state_vector_of_all_the_server_holds(
+    client: httpx.AsyncClient, app: FastAPI, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    url = f"/api/v1/collab/demo/save?id={doc_id}"
+
+    async def save(update: bytes) -> dict[int, int]:
+        response = await client.post(url, content=update, headers=user["headers"])
+        assert response.status_code == 200, response.text
+        return decode_state_vector(base64.b64decode(response.json()["state_vector"]))
+
+    left: pycrdt.Doc[Any] = pycrdt.Doc()
+    right: pycrdt.Doc[Any] = pycrdt.Doc()
+    assert await save(text_update("ab", doc=left)) == {left.client_id: 2}
+    # Another leader's save: the answer covers both (database + buffer merged).
+    assert await save(text_update("xyz", doc=right)) == {left.client_id: 2, right.client_id: 3}
+    await _flush(app)
+    clocks = await save(text_update("c", doc=left))  # a diff on top of the flushed state
+    assert clocks[right.client_id] == 3
+    assert clocks[left.client_id] >= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import Iterator
@@ -103,8 +104,6 @@ async def test_two_y_websocket_clients_converge_and_the_server_stores(
     await wait_until(lambda: engine.rooms.is_unloaded("demo", doc_id), message="room unload")
     await engine.flush()
     state = await client.get(f"/api/v1/collab/demo/{doc_id}/state", headers=user["headers"])
-    import base64
-
     assert text_of(base64.b64decode(state.json()["state"])) == "hello world"
 
 
@@ -350,3 +349,56 @@ async def test_on_load_and_debounced_on_change_hooks(
     finally:
         settings.collab_store_debounce_seconds = 2.0
         unregister_service("hooked")
+
+
+async def test_a_save_reaches_the_clients_of_an_open_room(
+    client: httpx.AsyncClient, live: str, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    url = f"ws://{live}/collab/ws/demo/{doc_id}?token={user['access_token']}"
+    async with websockets.connect(url) as ws:
+        c = YClient(ws)
+        await c.handshake()
+        await c.edit("live;")
+        # A leader elsewhere (e.g. over WebRTC) saves the document with one more edit.
+        leader: pycrdt.Doc[Any] = pycrdt.Doc()
+        leader.apply_update(c.doc.get_update())
+        response = await client.post(
+            f"/api/v1/collab/demo/save?id={doc_id}",
+            content=text_update("saved;", doc=leader),
+            headers=user["headers"],
+        )
+        assert response.status_code == 200, response.text
+        await c.pump_until(lambda: c.text == "live;saved;")
+
+
+async def test_room_is_kept_until_the_buffer_takes_its_last_edits(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    live: str,
+    doc_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    user = await signup(client, "ann@example.com")
+    engine = app.state.collab
+    append = engine.store.append
+    refusals = 0
+
+    async def failing_append(service: str, doc: str, update: bytes) -> None:
+        nonlocal refusals
+        if refusals < 2:
+            refusals += 1
+            raise ConnectionError("buffer unavailable")
+        await append(service, doc, update)
+
+    monkeypatch.setattr(engine.store, "append", failing_append)
+    monkeypatch.setattr("townhall.collab.rooms.RETRY_STORE_SECONDS", 0.05)
+    url = f"ws://{live}/collab/ws/demo/{doc_id}?token={user['access_token']}"
+    async with websockets.connect(url) as ws:
+        c = YClient(ws)
+        await c.handshake()
+        await c.edit("kept;")
+    await wait_until(lambda: refusals == 2, message="the unload's store to be refused")
+    await wait_until(lambda: engine.rooms.is_unloaded("demo", doc_id), message="room unload")
+    state = await client.get(f"/api/v1/collab/demo/{doc_id}/state", headers=user["headers"])
+    assert text_of(base64.b64decode(state.json()["state"])) == "kept;"

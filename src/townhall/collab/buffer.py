@@ -54,7 +54,9 @@ class Batch:
     """Buffered updates read by a flusher, and what it needs to remove exactly those."""
 
     updates: list[bytes]
-    last_id: int = 0  # embedded mode: the highest row id read
+    # Embedded mode: the row ids read. PostgreSQL ids may commit out of order, so "id <= the
+    # highest read" could include a row committed after the read; only these ids are deleted.
+    ids: tuple[int, ...] = ()
 
 
 class Buffer(Protocol):
@@ -169,10 +171,10 @@ class DatabaseBuffer:
 
     async def read_batch(self, session: AsyncSession, service: str, doc_id: str) -> Batch:
         rows = await CollabRepository(session).pending(service, doc_id)
-        return Batch([data for _, data in rows], rows[-1][0] if rows else 0)
+        return Batch([data for _, data in rows], tuple(row_id for row_id, _ in rows))
 
     async def remove_batch(
         self, session: AsyncSession, service: str, doc_id: str, batch: Batch
     ) -> None:
-        if batch.last_id:
-            await CollabRepository(session).delete_pending_through(service, doc_id, batch.last_id)
+        if batch.ids:
+            await CollabRepository(session).delete_pending(batch.ids)

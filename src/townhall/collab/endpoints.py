@@ -22,6 +22,7 @@ from townhall.collab.schemas import (
     VersionOut,
 )
 from townhall.collab.service import require_access
+from townhall.core.db import after_commit
 from townhall.core.deps import AdminPrincipal, DbSession, OptionalPrincipal
 from townhall.core.errors import BadRequest, PayloadTooLarge, Unprocessable
 
@@ -59,6 +60,17 @@ async def _read_save(request: Request, doc_id: str | None, limit: int) -> tuple[
     return check_doc_id(doc), update
 
 
+def _announce(
+    engine: CollabEngine, session: DbSession, service: str, doc: str, update: bytes
+) -> None:
+    """Once the update is durably buffered, bring it to open rooms here and on other processes."""
+
+    async def deliver() -> None:
+        engine.rooms.announce(service, doc, update)
+
+    after_commit(session, deliver)
+
+
 async def _save(
     service: str,
     request: Request,
@@ -69,6 +81,7 @@ async def _save(
 ) -> SaveOut:
     doc, update = await _read_save(request, doc_id, engine.settings.collab_max_update_bytes)
     result = await engine.store.save(session, principal, service, doc, update)
+    _announce(engine, session, service, doc, update)
     return SaveOut(
         id=doc, service=service, state_vector=_b64(result.state_vector), buffered=result.buffered
     )
@@ -193,9 +206,7 @@ async def restore_version(
     await engine.store.buffer.push(
         session, service, doc_id, update, engine.settings.collab_max_document_bytes
     )
-    room = engine.rooms.get(service, doc_id)
-    if room is not None:
-        await room.apply_external(update)
+    _announce(engine, session, service, doc_id, update)
     return RestoreOut(number=number, update=_b64(update))
 
 

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import HTTPConnection
 
 from townhall.collab.buffer import DatabaseBuffer, RedisBuffer
+from townhall.collab.hooks import register_builtins
 from townhall.collab.rooms import RoomManager
 from townhall.collab.service import CollabStore, FlushReport
 from townhall.collab.signaling import SignalingHub
@@ -39,6 +40,7 @@ class CollabEngine:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.settings = platform.settings
+        register_builtins(production=self.settings.is_production)
         # The platform's shared client (set when TOWNHALL_REDIS_URL is); None = embedded mode.
         self.redis = platform.redis
         self.store = build_store(platform)

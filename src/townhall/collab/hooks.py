@@ -92,14 +92,18 @@ async def _demo_authorize(
     return "viewer" if doc_id.startswith("public-") else None
 
 
-def _register_builtins() -> None:
-    register_service(
-        ServiceHooks("demo", _demo_authorize, roots={"text": pycrdt.Text, "map": pycrdt.Map})
-    )
+def register_builtins(*, production: bool = False) -> None:
+    """The built-in services; `demo` (open to every user, any id) never exists in production."""
+    if production:
+        unregister_service("demo")
+    else:
+        register_service(
+            ServiceHooks("demo", _demo_authorize, roots={"text": pycrdt.Text, "map": pycrdt.Map})
+        )
     # Placeholders until the doc and sheet apps register their own hooks.
     for name in ("doc", "sheet"):
         if name not in _services:
             register_service(ServiceHooks(name, _deny_all))
 
 
-_register_builtins()
+register_builtins()

@@ -167,6 +167,43 @@ def encode_awareness(entries: list[AwarenessEntry]) -> bytes:
     return bytes(out)
 
 
+def decode_state_vector(vector: bytes) -> dict[int, int]:
+    """A lib0 state vector (varUint n, n x (client, clock)) as client -> clock."""
+    reader = Reader(vector)
+    return {reader.varuint(): reader.varuint() for _ in range(reader.varuint())}
+
+
+def union_state_vectors(*vectors: bytes) -> bytes:
+    """Per-client maximum: what a holder of all these states has at least."""
+    clocks: dict[int, int] = {}
+    for vector in vectors:
+        for client, clock in decode_state_vector(vector).items():
+            clocks[client] = max(clock, clocks.get(client, 0))
+    out = bytearray(encode_varuint(len(clocks)))
+    for client, clock in sorted(clocks.items(), reverse=True):
+        out += encode_varuint(client) + encode_varuint(clock)
+    return bytes(out)
+
+
+def placeholder_update(vector: bytes) -> bytes:
+    """An update of GC structs spanning exactly `vector`'s clocks, standing in for content."""
+    clocks = {client: clock for client, clock in decode_state_vector(vector).items() if clock}
+    out = bytearray(encode_varuint(len(clocks)))
+    for client, clock in clocks.items():
+        # One struct from clock 0: info byte 0 (GC) and its length.
+        out += encode_varuint(1) + encode_varuint(client) + encode_varuint(0) + b"\x00"
+        out += encode_varuint(clock)
+    out += encode_varuint(0)  # empty delete set
+    return bytes(out)
+
+
+def extend_state_vector(vector: bytes, update: bytes) -> bytes:
+    """The state vector of a holder of `vector` after it applied `update` (no document needed)."""
+    # A diff starting past clock 0 only counts when it continues what is held; the placeholder
+    # makes the merge see the held ranges without loading the document.
+    return pycrdt.get_state(pycrdt.merge_updates(placeholder_update(vector), update))
+
+
 class InvalidUpdate(ValueError):
     """Bytes that are not a decodable Yjs update."""
 

@@ -24,6 +24,15 @@ class CollabRepository:
         )
         return result.scalar_one_or_none()
 
+    async def get_state_vector(self, service: str, doc_id: str) -> bytes | None:
+        """The stored state vector alone (the state itself can be megabytes)."""
+        vector: bytes | None = await self.session.scalar(
+            select(CollabDocument.state_vector).where(
+                CollabDocument.service == service, CollabDocument.doc_id == doc_id
+            )
+        )
+        return vector
+
     async def insert_document(
         self, service: str, doc_id: str, state: bytes, state_vector: bytes
     ) -> CollabDocument:
@@ -136,14 +145,15 @@ class CollabRepository:
         )
         return int(total or 0)
 
-    async def delete_pending_through(self, service: str, doc_id: str, last_id: int) -> None:
-        await self.session.execute(
-            delete(CollabPendingUpdate).where(
-                CollabPendingUpdate.service == service,
-                CollabPendingUpdate.doc_id == doc_id,
-                CollabPendingUpdate.id <= last_id,
+    async def delete_pending(self, ids: Sequence[int]) -> None:
+        """Delete exactly these buffered rows (chunked to stay under bind-parameter limits)."""
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            await self.session.execute(
+                delete(CollabPendingUpdate)
+                .where(CollabPendingUpdate.id.in_(chunk))
+                .execution_options(synchronize_session=False)
             )
-        )
 
     async def dirty_documents(self, limit: int = 1000) -> Sequence[tuple[str, str]]:
         result = await self.session.execute(

@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 
 # Updates bigger than this travel as "resync" announcements; receivers reload from the buffer.
 MAX_RELAY_BYTES = 256 * 1024
+# First wait before a room retries storing edits the buffer refused (doubling, up to 60 s).
+RETRY_STORE_SECONDS = 1.0
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -44,7 +46,7 @@ class Room:
         self.manager = manager
         self.service = service
         self.doc_id = doc_id
-        self.channel = f"collab:room:{service}:{doc_id}"
+        self.channel = room_channel(service, doc_id)
         self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
         self.peers: set[Peer] = set()
         self.awareness: dict[int, tuple[int, Any]] = {}
@@ -67,6 +69,9 @@ class Room:
         # Loaded after subscribing, so nothing published meanwhile is missed.
         await self.reload()
         self.ready.set()
+        # Rooms of this document on other processes may hold edits not yet in the buffer
+        # (debounced store): sync step 1 over pub/sub, answered with what we lack.
+        await self._publish({"q": base64.b64encode(self.doc.get_state()).decode()})
 
     async def reload(self) -> None:
         store = self.manager.store
@@ -118,9 +123,12 @@ class Room:
             else:
                 self.awareness[entry.client_id] = (entry.clock, entry.state)
 
-    def awareness_frame(self) -> bytes:
+    def awareness_update(self) -> bytes:
         entries = [yp.AwarenessEntry(cid, clock, st) for cid, (clock, st) in self.awareness.items()]
-        return yp.awareness_message(yp.encode_awareness(entries))
+        return yp.encode_awareness(entries)
+
+    def awareness_frame(self) -> bytes:
+        return yp.awareness_message(self.awareness_update())
 
     async def join(self, peer: Peer) -> None:
         """Start the sync: our step 1, then the current awareness states."""
@@ -189,18 +197,36 @@ class Room:
             except Exception:
                 log.exception("collab on_change hook failed", service=self.service)
 
-    async def close(self) -> None:
+    async def close(self) -> bool:
+        """Store what is unsaved and stop; False (nothing stopped) when the buffer refused it."""
         if self._store_task is not None:
             self._store_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._store_task
         if self._relayed:
             self.unsaved.append(self.doc.get_update())
+            self._relayed = False  # the full state is in `unsaved` now, until stored
         await self.store()
+        if self.unsaved:
+            return False
         if self._relay_task is not None:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
+        return True
+
+    def retry_store(self) -> None:
+        """Keep storing with backoff until the buffer takes the edits; then unload if empty."""
+        self._store_task = asyncio.create_task(self._retry_store())
+
+    async def _retry_store(self) -> None:
+        delay = RETRY_STORE_SECONDS
+        while self.unsaved:
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 60.0)
+            await self.store()
+        self._store_task = None  # done: the unload below may run close() without cancelling us
+        await self.manager.unload_if_empty(self)
 
     # Cross-process relay.
 
@@ -208,19 +234,10 @@ class Room:
         if len(update) > MAX_RELAY_BYTES:
             # Too big for a pub/sub message: make it durable first, then announce.
             await self.store()
-            await self._publish({"resync": True})
-        else:
-            await self._publish({"u": base64.b64encode(update).decode()})
+        await self._publish(relay_message(update))
 
     async def _publish(self, data: dict[str, Any]) -> None:
-        pubsub = self.manager.pubsub
-        if pubsub is None:
-            return
-        data["o"] = self.manager.origin
-        try:
-            await pubsub.publish(self.channel, data)
-        except Exception:
-            log.warning("collab relay publish failed", channel=self.channel)
+        await self.manager.publish(self.channel, data)
 
     async def _relay(self) -> None:
         pubsub = self.manager.pubsub
@@ -246,7 +263,11 @@ class Room:
             return
         if data.get("o") == self.manager.origin:
             return
-        if "u" in data:
+        if data.get("to", self.manager.origin) != self.manager.origin:
+            return  # an answer to another process's query
+        if "q" in data:
+            await self._answer(base64.b64decode(data["q"]), str(data.get("o")))
+        elif "u" in data:
             update = base64.b64decode(data["u"])
             self.doc.apply_update(update)
             self._relayed = True
@@ -256,11 +277,34 @@ class Room:
             self._apply_awareness(yp.decode_awareness(payload))
             await self._broadcast(yp.awareness_message(payload))
 
+    async def _answer(self, state_vector: bytes, to: str) -> None:
+        """Sync step 2 over pub/sub: what a room loading elsewhere lacks of our document."""
+        await self.ready.wait()
+        diff = self.doc.get_update(state_vector)
+        if diff == yp.EMPTY_UPDATE:
+            return
+        if len(diff) > MAX_RELAY_BYTES:
+            await self.store()  # the answer becomes a resync: make our edits durable first
+        await self._publish({**relay_message(diff), "to": to})
+        if self.awareness:  # and who is here, so its peers see our peers at once
+            await self._publish({"a": base64.b64encode(self.awareness_update()).decode()})
+
     async def apply_external(self, update: bytes) -> None:
-        """An update made on the server (restore): apply, fan out, relay."""
+        """An update already in the buffer (save, restore): apply, fan out, relay."""
         self.doc.apply_update(update)
         await self._broadcast(yp.sync_update(update))
-        await self._publish_update(update)
+        await self._publish(relay_message(update))
+
+
+def room_channel(service: str, doc_id: str) -> str:
+    return f"collab:room:{service}:{doc_id}"
+
+
+def relay_message(update: bytes) -> dict[str, Any]:
+    """The pub/sub form of an update that is already durable (buffered or stored)."""
+    if len(update) > MAX_RELAY_BYTES:
+        return {"resync": True}  # too big for a message: receivers reload from the buffer
+    return {"u": base64.b64encode(update).decode()}
 
 
 class RoomManager:
@@ -273,6 +317,7 @@ class RoomManager:
         self.rooms: dict[tuple[str, str], Room] = {}
         self._closing: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
+        self._announcing: set[asyncio.Task[None]] = set()
 
     async def join(self, service: str, doc_id: str, peer: Peer) -> Room:
         key = (service, doc_id)
@@ -305,12 +350,15 @@ class RoomManager:
 
     async def leave(self, room: Room, peer: Peer) -> None:
         await room.leave(peer)
+        await self.unload_if_empty(room)
+
+    async def unload_if_empty(self, room: Room) -> None:
+        key = (room.service, room.doc_id)
         async with self._lock:
-            if room.peers or self.rooms.get((room.service, room.doc_id)) is not room:
+            if room.peers or self.rooms.get(key) is not room:
                 return
-            del self.rooms[(room.service, room.doc_id)]
-            key = (room.service, room.doc_id)
-            closing = asyncio.ensure_future(room.close())
+            del self.rooms[key]
+            closing = asyncio.ensure_future(self._close(key, room))
             self._closing[key] = closing
         try:
             await asyncio.shield(closing)
@@ -318,8 +366,41 @@ class RoomManager:
             if self._closing.get(key) is closing:
                 del self._closing[key]
 
+    async def _close(self, key: tuple[str, str], room: Room) -> None:
+        if await room.close():
+            return
+        # The buffer refused the last edits: the room stays loaded with them (joiners wait for
+        # this future, so none has loaded a copy without them) and keeps retrying.
+        log.error("collab room kept: its edits could not be buffered", service=room.service)
+        async with self._lock:
+            self.rooms[key] = room
+        room.retry_store()
+
     def get(self, service: str, doc_id: str) -> Room | None:
         return self.rooms.get((service, doc_id))
+
+    async def publish(self, channel: str, data: dict[str, Any]) -> None:
+        if self.pubsub is None:
+            return
+        data["o"] = self.origin
+        try:
+            await self.pubsub.publish(channel, data)
+        except Exception:
+            log.warning("collab relay publish failed", channel=channel)
+
+    def announce(self, service: str, doc_id: str, update: bytes) -> None:
+        """apply_external in the background: a save's answer does not wait for the relay."""
+        task = asyncio.create_task(self.apply_external(service, doc_id, update))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def apply_external(self, service: str, doc_id: str, update: bytes) -> None:
+        """Bring a buffered update (save API, restore) to the live rooms of every process."""
+        room = self.get(service, doc_id)
+        if room is not None:
+            await room.apply_external(update)
+        else:
+            await self.publish(room_channel(service, doc_id), relay_message(update))
 
     def is_unloaded(self, service: str, doc_id: str) -> bool:
         """No room holds the document and its last unload has stored everything."""
@@ -327,7 +408,9 @@ class RoomManager:
         return key not in self.rooms and key not in self._closing
 
     async def close(self) -> None:
+        await asyncio.gather(*self._announcing, return_exceptions=True)
         rooms = list(self.rooms.values())
         self.rooms.clear()
         for room in rooms:
-            await room.close()
+            if not await room.close():
+                log.error("collab edits lost at shutdown: the buffer refused them")

@@ -20,7 +20,9 @@ class SaveIn(BaseModel):
 class SaveOut(BaseModel):
     id: str
     service: str
-    state_vector: str = Field(description="state vector of the saved update, base64")
+    state_vector: str = Field(
+        description="state vector of what the server now holds (database + buffer), base64"
+    )
     buffered: int = Field(description="updates waiting in the write-back buffer")
 
 

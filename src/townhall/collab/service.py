@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,11 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from townhall.collab import protocol as yp
 from townhall.collab.buffer import DatabaseBuffer, RedisBuffer
 from townhall.collab.hooks import Role, check_doc_id, get_service
 from townhall.collab.models import CollabDocument, CollabVersion
-from townhall.collab.protocol import InvalidUpdate, validate_update
+from townhall.collab.protocol import InvalidUpdate, union_state_vectors, validate_update
 from townhall.collab.repository import CollabRepository
 from townhall.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 LOCK_TTL_MS = 60_000
+HELD_VECTORS = 10_000
 
 
 async def authorize(
@@ -90,6 +93,8 @@ class CollabStore:
         self.db = db
         self.settings = settings
         self.buffer = buffer
+        # Recently saved documents -> state vector the server holds (a lower bound), LRU.
+        self._held: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
     # Saves.
 
@@ -104,13 +109,34 @@ class CollabStore:
         """Validate, authorize and append an update to the buffer (merged at flush)."""
         await require_access(session, principal, service, doc_id, write=True)
         try:
-            state_vector = validate_update(update)
+            validate_update(update)
         except InvalidUpdate as exc:
             raise BadRequest(f"not a valid Yjs update: {exc}") from exc
         buffered = await self.buffer.push(
             session, service, doc_id, update, self.settings.collab_max_document_bytes
         )
-        return SaveResult(state_vector, buffered)
+        key = (service, doc_id)
+        held = self._held.pop(key, None)
+        if held is None:  # read the buffer once; later saves extend the vector by their update
+            held = await self.state_vector(session, service, doc_id)
+        else:
+            held = yp.extend_state_vector(held, update)
+        # What the server holds only grows (the flusher moves it, never drops it), so a vector
+        # remembered here stays a lower bound even when other processes save meanwhile.
+        self._held[key] = held
+        if len(self._held) > HELD_VECTORS:
+            self._held.popitem(last=False)
+        return SaveResult(held, buffered)
+
+    async def state_vector(self, session: AsyncSession, service: str, doc_id: str) -> bytes:
+        """What the server holds (database + buffer): a leader's next save is the diff from it."""
+        # A lower bound: buffered diffs that start past clock 0 count only once flushed,
+        # so a leader may resend a little; it never skips anything the server lacks.
+        pending = await self.buffer.pending(session, service, doc_id)
+        stored = await CollabRepository(session).get_state_vector(service, doc_id)
+        return union_state_vectors(
+            stored or yp.EMPTY_STATE_VECTOR, pycrdt.get_state(merge(*pending))
+        )
 
     async def append(self, service: str, doc_id: str, update: bytes) -> None:
         """Buffer an update from a trusted source (a room's debounced store)."""
@@ -125,12 +151,37 @@ class CollabStore:
         document = await CollabRepository(session).get_document(service, doc_id)
         if document is not None:
             return document.state
-        hooks = get_service(service)
-        if hooks.on_load is not None:
-            initial = await hooks.on_load(service, doc_id, session)
-            if initial:
+        if get_service(service).on_load is None:
+            return b""
+        return await self._initial_state(service, doc_id)
+
+    async def _initial_state(self, service: str, doc_id: str) -> bytes:
+        """Ask on_load once and store its state, so every later read merges onto that one."""
+        # A template built afresh on each read has new client ids: edits made on one copy
+        # merged with another would duplicate it. So the first answer becomes the document.
+        on_load = get_service(service).on_load
+        assert on_load is not None
+        try:
+            async with self.db.session() as session:
+                repo = CollabRepository(session)
+                document = await repo.get_document(service, doc_id)
+                if document is not None:
+                    return document.state
+                initial = await on_load(service, doc_id, session)
+                if not initial:
+                    return b""
+                try:
+                    vector = validate_update(initial)
+                except InvalidUpdate as exc:
+                    raise ValueError(f"{service} on_load returned an invalid update") from exc
+                await repo.insert_document(service, doc_id, initial, vector)
                 return initial
-        return b""
+        except IntegrityError:
+            # The unique (service, doc_id) key is the document lock: another reader stored its
+            # state first, and that one is the document now.
+            async with self.db.sessionmaker() as session:
+                document = await CollabRepository(session).get_document(service, doc_id)
+            return document.state if document is not None else b""
 
     async def load_state(self, session: AsyncSession, service: str, doc_id: str) -> bytes:
         """The latest state: the database merged with everything still buffered."""
@@ -188,10 +239,10 @@ class CollabStore:
     ) -> bool:
         repo = CollabRepository(session)
         document = await repo.get_document(service, doc_id)
-        base = (
-            document.state if document is not None else await self.stored(session, service, doc_id)
-        )
-        state = merge(base, *updates)
+        if document is None:
+            await self.stored(session, service, doc_id)  # stores on_load's state, if any
+            document = await repo.get_document(service, doc_id)
+        state = merge(document.state if document is not None else b"", *updates)
         if document is not None and state == document.state:
             return False
         vector = pycrdt.get_state(state)

@@ -66,6 +66,8 @@ class SignalingHub:
         self.pubsub = pubsub
         self.origin = uuid.uuid4().hex
         self.topics: dict[str, set[SignalingConn]] = {}
+        # topic -> other process -> its subscriber count, so `clients` counts every process.
+        self.remote: dict[str, dict[str, int]] = {}
         self._relays: dict[str, asyncio.Task[None]] = {}
 
     @staticmethod
@@ -76,17 +78,23 @@ class SignalingHub:
         conn.topics.add(topic)
         receivers = self.topics.setdefault(topic, set())
         receivers.add(conn)
-        if self.pubsub is not None and topic not in self._relays:
+        if self.pubsub is None:
+            return
+        first = topic not in self._relays
+        if first:
             ready = asyncio.Event()
             self._relays[topic] = asyncio.create_task(self._relay(topic, ready))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ready.wait(), 5)
+        await self._send_count(topic, ask=first)  # a new listener asks the others for theirs
 
     async def unsubscribe(self, conn: SignalingConn, topic: str) -> None:
         conn.topics.discard(topic)
         receivers = self.topics.get(topic)
-        if receivers is not None:
+        if receivers is not None and conn in receivers:
             receivers.discard(conn)
+            if self.pubsub is not None:
+                await self._send_count(topic)
             if not receivers:
                 await self._drop(topic)
 
@@ -96,6 +104,7 @@ class SignalingHub:
 
     async def _drop(self, topic: str) -> None:
         self.topics.pop(topic, None)
+        self.remote.pop(topic, None)
         task = self._relays.pop(topic, None)
         if task is not None:
             task.cancel()
@@ -116,7 +125,7 @@ class SignalingHub:
         if not receivers:
             return
         out = dict(message)
-        out["clients"] = len(receivers)
+        out["clients"] = len(receivers) + sum(self.remote.get(topic, {}).values())
         for conn in list(receivers):
             try:
                 await conn.send(out)
@@ -134,12 +143,34 @@ class SignalingHub:
                         continue  # signaling is ephemeral: peers re-announce on reconnect
                     if isinstance(data.get("m"), dict):
                         await self._deliver(topic, data["m"])
+                    elif isinstance(data.get("n"), int):
+                        self._count(topic, str(data.get("o")), data["n"])
+                        if data.get("ask"):
+                            await self._send_count(topic)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.warning("signaling relay stopped", topic=topic)
         finally:
             ready.set()
+
+    def _count(self, topic: str, origin: str, count: int) -> None:
+        counts = self.remote.setdefault(topic, {})
+        if count > 0:
+            counts[origin] = count
+        else:
+            counts.pop(origin, None)
+
+    async def _send_count(self, topic: str, *, ask: bool = False) -> None:
+        """Tell the other processes how many subscribers this one has on `topic`."""
+        assert self.pubsub is not None
+        data: dict[str, Any] = {"o": self.origin, "n": len(self.topics.get(topic, ()))}
+        if ask:
+            data["ask"] = True
+        try:
+            await self.pubsub.publish(self.channel(topic), data)
+        except Exception:
+            log.warning("signaling count publish failed", topic=topic)
 
     async def close(self) -> None:
         for topic in list(self._relays):

@@ -5,12 +5,19 @@ import { Awareness, encodeAwarenessUpdate, applyAwarenessUpdate, removeAwareness
 import { LeaderSaver, electLeader } from '../../../src/townhall/collab/static/leader.js'
 
 const sleep = (ms) => new Promise(resolve => setTimeout(resolve, ms))
+// The server's copy: saves merge into it; the answer carries its state vector (the save API's).
+const server = new Y.Doc()
+const toB64 = (bytes) => Buffer.from(bytes).toString('base64')
+const serve = (update) => {
+  Y.applyUpdate(server, update)
+  return { state_vector: toB64(Y.encodeStateVector(server)) }
+}
 const peers = [1, 2, 3].map(id => {
   const doc = new Y.Doc()
   doc.clientID = id
   const awareness = new Awareness(doc)
   const saved = []
-  const saver = new LeaderSaver({ Y, doc, awareness, canEdit: id !== 1, intervalMs: 50, save: async (u) => { saved.push(u.length) } })
+  const saver = new LeaderSaver({ Y, doc, awareness, canEdit: id !== 1, intervalMs: 50, save: async (u) => { saved.push(u.length); return serve(u) } })
   return { id, doc, awareness, saver, saved, online: true }
 })
 // Wire every peer to every other (what WebRTC does): doc updates and awareness updates.
@@ -38,6 +45,23 @@ const leaders2 = peers.filter(p => p.online).map(p => electLeader(p.awareness.ge
 const saves2 = peers.map(p => p.saved.length)
 await sleep(200)
 const saves3 = peers.map(p => p.saved.length)
-console.log(JSON.stringify({ leaders1, saves1, leaders2, saves2, saves3 }))
+// The leader saves diffs since the server's state vector, not the whole (now large) document.
+peers[2].doc.getText('t').insert(0, 'L'.repeat(20000))
+await sleep(300)
+peers[2].doc.getText('t').insert(0, 'z')
+await sleep(300)
+const leaderSaves = peers[2].saved
+const result = {
+  leaders1,
+  saves1,
+  leaders2,
+  saves2,
+  saves3,
+  docBytes: Y.encodeStateAsUpdate(peers[2].doc).length,
+  lastSaveBytes: leaderSaves[leaderSaves.length - 1],
+  leaderSaves: leaderSaves.length,
+  serverMatches: server.getText('t').toString() === peers[2].doc.getText('t').toString()
+}
+console.log(JSON.stringify(result))
 for (const p of peers) p.saver.stop()
 process.exit(0)
