@@ -36,3 +36,8 @@ bench: install
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
+
+# Rebuild the committed browser bundles (web/static/vendor/) from frontend/ with the locked npm packages.
+.PHONY: bundle
+bundle:
+	cd frontend && npm ci --no-audit --no-fund && npm run build

@@ -1,0 +1,1 @@
+"""Docs app (seed 000, service A): Notion-like workspaces of nested pages edited live."""

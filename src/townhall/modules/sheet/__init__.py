@@ -1,0 +1,1 @@
+"""Sheets app (seed 000): workbooks edited together in the browser, formulas on both sides."""
