@@ -394,7 +394,7 @@ class DocService:
             return None
         if _URL.match(cover):
             return cover
-        if cover.startswith(f"doc/{page.workspace_id}/{page.id}/") and "/" not in cover[-33:]:
+        if re.fullmatch(rf"doc/{page.workspace_id}/{page.id}/[0-9a-f]{{32}}", cover):
             return cover
         raise Unprocessable("cover must be an http(s) image URL or an image uploaded to this page")
 
