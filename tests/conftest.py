@@ -16,7 +16,7 @@ from townhall.core.config import Settings
 from townhall.core.platform import Platform
 from townhall.main import create_app
 
-pytest_plugins = ["tests.fixtures.database"]
+pytest_plugins = ["tests.fixtures.database", "tests.fixtures.browser"]
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from tests.fixtures.app import make_settings
+from tests.fixtures.browser import signed_in_context
 from tests.fixtures.database import empty_tables
 from tests.modules.quiz.helpers import QUESTIONS, live_server, signup_and_quiz
 
@@ -21,16 +21,6 @@ async def server(tmp_path: Path, sqlite_database_url: str) -> AsyncIterator[str]
     async with live_server(make_settings(tmp_path, database_url=sqlite_database_url)) as base:
         yield base
     await empty_tables(sqlite_database_url)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is missing: run scripts/test-deps.sh"
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield launched
-        await launched.close()
 
 
 async def _player(browser: Browser, server: str, pin: str, nickname: str) -> Page:
@@ -45,8 +35,7 @@ async def _player(browser: Browser, server: str, pin: str, nickname: str) -> Pag
 
 async def test_host_and_two_players_play_in_browsers(server: str, browser: Browser) -> None:
     token, quiz_id = await signup_and_quiz(server, questions=[QUESTIONS[0], QUESTIONS[2]])
-    host_context = await browser.new_context()
-    await host_context.add_cookies([{"name": "th_access", "value": token, "url": server}])
+    host_context = await signed_in_context(browser, server, token)
     host = await host_context.new_page()
     await host.goto(f"{server}/quiz/{quiz_id}/host")
     pin_box = host.locator("#pin")
