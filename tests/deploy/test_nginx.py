@@ -1,0 +1,167 @@
+"""deploy/nginx.conf as shipped, in front of two real `townhall serve` processes on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.app import signup
+from tests.fixtures.serve import serve_process
+from tests.fixtures.services import REDIS_URL, free_port, require
+
+# Starting two web processes is the slow part; a loaded CI machine may need minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(300)]
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+API = "/api/v1/sync/collections"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def render_nginx_conf(directory: Path, listen_port: int, upstream_ports: list[int]) -> Path:
+    """deploy/nginx.conf with only its ports and file paths pointed at `directory`."""
+    text = (DEPLOY / "nginx.conf").read_text()
+    servers = "".join(
+        f"        server 127.0.0.1:{port} max_fails=3 fail_timeout=5s;\n" for port in upstream_ports
+    )
+    text, upstreams = re.subn(r"(        server 127\.0\.0\.1:\d+ [^\n]*\n)+", servers, text)
+    assert upstreams == 1, "nginx.conf must list its web processes in one upstream block"
+    replacements = {
+        "listen 80;": f"listen 127.0.0.1:{listen_port};",
+        "pid /run/nginx.pid;": f"pid {directory / 'nginx.pid'};",
+        "/var/log/nginx/": f"{directory}/",
+    }
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    conf = directory / "nginx.conf"
+    conf.write_text(text)
+    shutil.copy(DEPLOY / "townhall-proxy.conf", directory / "townhall-proxy.conf")
+    return conf
+
+
+def nginx_test(conf: Path) -> subprocess.CompletedProcess[str]:
+    assert NGINX, "nginx is missing: run scripts/test-deps.sh"
+    return subprocess.run(
+        [NGINX, "-t", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_tls_stanza_is_valid_nginx(tmp_path: Path) -> None:
+    conf = render_nginx_conf(tmp_path, free_port(), [free_port()])
+    tls = (DEPLOY / "nginx-tls.conf").read_text()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=localhost", "-keyout", str(tmp_path / "privkey.pem"),
+         "-out", str(tmp_path / "fullchain.pem")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    tls = tls.replace("/etc/ssl/townhall/", f"{tmp_path}/")
+    tls = re.sub(r"listen (\[::\]:)?(80|443)", lambda m: f"listen 127.0.0.1:{free_port()}", tls)
+    (tmp_path / "tls.conf").write_text(tls)
+    text = conf.read_text().replace("    server {", "    include tls.conf;\n\n    server {", 1)
+    conf.write_text(text)
+    checked = nginx_test(conf)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Two web processes sharing one database and Redis, behind nginx; yields nginx's URL."""
+    require("Redis", REDIS_URL, 6379)
+    tmp_path = tmp_path_factory.mktemp("cluster")
+    shared = {
+        "TOWNHALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+        "TOWNHALL_SECRET_KEY": "cluster-test-secret-with-enough-length-for-hs256",
+        "TOWNHALL_REDIS_URL": REDIS_URL,
+        "TOWNHALL_PUBSUB_CHANNEL_PREFIX": f"nginx-test-{uuid.uuid4().hex[:8]}",
+        "TOWNHALL_SIGNUP_PER_IP_PER_HOUR": "1000",  # the Redis counter outlives this test
+    }
+    ports = []
+    with ExitStack() as stack:
+        for name in ("web1", "web2"):  # one after the other: the first migrates the database
+            (tmp_path / name).mkdir()
+            base = stack.enter_context(serve_process(tmp_path / name, **shared))
+            ports.append(int(base.rsplit(":", 1)[1]))
+        listen = free_port()
+        conf = render_nginx_conf(tmp_path, listen, ports)
+        checked = nginx_test(conf)
+        assert checked.returncode == 0, checked.stderr
+        assert NGINX
+        nginx = subprocess.Popen([NGINX, "-c", str(conf), "-g", "daemon off;"])
+        stack.callback(nginx.wait, 10)  # callbacks run last first: terminate, then wait
+        stack.callback(nginx.terminate)
+        url = f"http://127.0.0.1:{listen}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            subprocess.run(["sleep", "0.1"], check=True)
+        yield url
+
+
+async def next_event(lines: AsyncIterator[str]) -> dict[str, Any]:
+    """The data of the next SSE event (comments and heartbeats skipped)."""
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(15):
+        async for line in lines:
+            if line == "" and "data" in fields:
+                data: dict[str, Any] = json.loads(fields["data"])
+                return data
+            if line == "":
+                fields = {}
+            elif not line.startswith(":"):
+                key, _, value = line.partition(":")
+                fields[key] = value.lstrip(" ")
+    raise AssertionError("the stream ended")
+
+
+async def test_sse_streams_unbuffered_across_processes_through_one_port(cluster: str) -> None:
+    async with httpx.AsyncClient(base_url=cluster, timeout=20) as http:
+        ann = await signup(http, "ann@example.com")
+        made = await http.post(API, json={"name": "B", "slug": "board"}, headers=ann["headers"])
+        assert made.status_code == 201, made.text
+        created = await http.post(
+            f"{API}/board/documents", json={"id": "t", "data": {"n": 0}}, headers=ann["headers"]
+        )
+        assert created.status_code == 201, created.text
+        stream_url = f"{API}/board/events?since=1"
+        async with http.stream("GET", stream_url, headers=ann["headers"]) as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            # least_conn sends these writes to the process that is not holding the stream.
+            for n in range(1, 4):
+                written = await http.patch(
+                    f"{API}/board/documents/t", json={"n": n}, headers={**ann["headers"], **MERGE}
+                )
+                assert written.status_code == 200, written.text
+                event = await next_event(lines)
+                assert event["patch"] == {"n": n}
+
+
+async def test_townhall_limits_answer_before_nginx_cuts_a_large_body(cluster: str) -> None:
+    async with httpx.AsyncClient(base_url=cluster, timeout=20) as http:
+        ann = await signup(http, "bob@example.com")
+        too_big = b"x" * (11 * 1024 * 1024)  # over townhall's 10 MiB, under nginx's limit
+        response = await http.post(
+            API, content=too_big, headers={**ann["headers"], "Content-Type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.headers["content-type"].startswith("application/problem+json")
