@@ -309,11 +309,18 @@ class Settings(BaseSettings):
     )
     collab_max_update_bytes: int = Field(1024 * 1024, description="Largest Yjs update message")
     collab_max_document_bytes: int = Field(8 * 1024 * 1024, description="Largest Yjs document")
+    collab_flush_cron: str = Field(
+        "* * * * *",
+        description=(
+            "Schedule of the `collab.flush` job writing the buffer to the database (cron: "
+            "minute hour day month weekday)"
+        ),
+    )
     collab_flush_seconds: float = Field(
         0.0,
         description=(
-            "Extra in-process flush loop of the write-back buffer (the `collab.flush` cron runs "
-            "every minute); 0: off"
+            "Extra in-process flush loop of the write-back buffer (besides the "
+            "`collab_flush_cron` job); 0: off"
         ),
     )
     collab_versions_kept: int = Field(50, description="Saved versions kept per document")
@@ -367,9 +374,32 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, description="Largest image uploaded into a Docs page"
     )
 
+    # Sheets app (seed 000, service B): import limits and range API sizes.
+    sheet_max_import_bytes: int = Field(
+        10 * 1024 * 1024, description="Largest CSV or XLSX file imported into Sheets"
+    )
+    sheet_max_import_unzipped_bytes: int = Field(
+        100 * 1024 * 1024, description="Largest total unpacked size of an imported XLSX"
+    )
+    sheet_max_import_zip_ratio: float = Field(
+        100.0, description="Highest compression ratio of an XLSX part (zip-bomb guard)"
+    )
+    sheet_max_import_cells: int = Field(
+        500_000, description="Most non-empty cells one import may bring into a workbook"
+    )
+    sheet_max_range_cells: int = Field(
+        100_000, description="Most cells one range read or write of the Sheets API may cover"
+    )
+
     # Links app (seed 002): pipeline retries, fetch limits, oEmbed, scrape lock.
-    link_retries: int = Field(3, description="Retries of each Links pipeline step")
-    link_retry_delay_seconds: float = Field(30.0, description="First delay between those retries")
+    link_retries: int = Field(
+        2,
+        description=(
+            "Retries of each Links pipeline step after its first attempt (seed 002: retry while "
+            "retry_count < 3, so 3 attempts)"
+        ),
+    )
+    link_retry_delay_seconds: float = Field(30.0, description="Delay before each of those retries")
     link_fetch_timeout_seconds: float = Field(
         10.0, description="Timeout of one page or image fetch"
     )
