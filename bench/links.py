@@ -1,17 +1,24 @@
 """Links benchmark: save, list (cached/uncached) and search latency with many links of one user.
 
-Run: uv run python bench/links.py [--links 100000] [--requests 200]
+Run: uv run python bench/links.py [--links 100000] [--requests 200] [--pipeline 200]
 Needs PostgreSQL (TOWNHALL_TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/test;
 a fresh database is created and dropped) and Redis (TOWNHALL_TEST_REDIS_URL). Requests go
 through the ASGI app in process (no network), the pipeline is not running. Prints a Markdown
 table next to the seed's figures (save < 500 ms, list cached ~50 ms, uncached ~200 ms,
 search ~300 ms) as ratios (< 1 = faster than the seed's figure).
+
+Then (`--pipeline N`, default 200, 0 skips it) the pipeline: first 5 links one at a time
+(pending -> completed, the seed's "5-15 s" whole processing), then throughput: N new links to a
+local fixture site (an article page with OpenGraph + JSON-LD and an 800x500 PNG) are saved
+through the API while the in-process worker (embedded broker in PostgreSQL) scrapes,
+thumbnails and tags them; links/min = N / (time from the first save until all are completed) * 60.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import random
 import statistics
@@ -24,7 +31,9 @@ from typing import Any
 
 import asyncpg
 import httpx
+from aiohttp import web
 from asgi_lifespan import LifespanManager
+from PIL import Image
 
 from townhall.core.config import Settings, normalise_database_url
 from townhall.core.migrate import upgrade
@@ -41,6 +50,15 @@ search korean 리액트훅 서울 여행 요리 레시피 design travel music sc
 garden bread coffee review tutorial guide news weekly notes deep dive performance
 """
 WORDS = _WORDS_TEXT.split()
+ARTICLE = """<!doctype html><html><head><meta charset="utf-8"><title>Bench {n}</title>
+<meta property="og:title" content="Bench article {n}: React hooks and PostgreSQL indexes">
+<meta property="og:description" content="A tutorial about hooks, indexes and caching.">
+<meta property="og:image" content="{site}/img/{n}.png">
+<script type="application/ld+json">{{"@type":"TechArticle","author":"Bench Writer",
+"datePublished":"2025-10-05T09:00:00Z"}}</script></head><body><article><h1>Bench</h1>
+<p>React hooks let function components keep state; PostgreSQL GIN indexes make search fast.
+This advanced tutorial measures both in a deep dive for developers.</p></article></body></html>"""
+SINGLE_LINKS = 5
 SEED_MS = {"save": 500.0, "list cached": 50.0, "list uncached": 200.0, "search": 300.0}
 
 
@@ -141,7 +159,111 @@ async def timed(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> 
     return elapsed
 
 
-async def run(links: int, requests: int) -> None:
+async def fixture_site() -> tuple[web.AppRunner, str]:
+    """The local site the pipeline fetches: /a/{n} (article) and /img/{n}.png (800x500)."""
+    out = io.BytesIO()
+    Image.new("RGB", (800, 500), (97, 218, 251)).save(out, "PNG")
+    png = out.getvalue()
+    base = ""
+
+    async def article(request: web.Request) -> web.Response:
+        html = ARTICLE.format(n=request.match_info["n"], site=base)
+        return web.Response(text=html, content_type="text/html")
+
+    async def image(request: web.Request) -> web.Response:
+        return web.Response(body=png, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/a/{n}", article)
+    app.router.add_get("/img/{n}.png", image)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}"
+    return runner, base
+
+
+async def pipeline_throughput(
+    settings: Settings, db_url: str, count: int
+) -> tuple[float, int, float]:
+    """Links/min through scrape -> thumbnail -> tag in-process; (rate, failed, one-link s)."""
+    # Drop the jobs the latency part queued (its URLs are not fetchable) so only ours run.
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("DELETE FROM jobs")
+    finally:
+        await conn.close()
+    runner, site = await fixture_site()
+    worker_settings = settings.model_copy(
+        update={"worker_in_process": True, "outbound_allowlist": ["127.0.0.1/32"]}
+    )
+    app = create_app(worker_settings)
+    try:
+        async with (
+            LifespanManager(app, startup_timeout=60, shutdown_timeout=60),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://bench"
+            ) as client,
+        ):
+            email = f"pipe-{uuid.uuid4().hex[:8]}@example.com"
+            tokens = (
+                await client.post(
+                    "/api/v1/auth/signup",
+                    json={"email": email, "password": "password123", "display_name": "Pipe"},
+                )
+            ).json()
+            headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+            conn = await asyncpg.connect(db_url)
+            try:
+                # One link at a time first: the seed's "whole processing 5-15 s" per link.
+                single: list[float] = []
+                for n in range(SINGLE_LINKS):
+                    begin = time.perf_counter()
+                    await timed(
+                        client,
+                        "POST",
+                        "/api/v1/links",
+                        headers=headers,
+                        json={"url": f"{site}/a/single-{n}", "source": "bench-single"},
+                    )
+                    while not await conn.fetchval(
+                        "SELECT count(*) FROM links WHERE source = 'bench-single'"
+                        " AND status IN ('completed', 'failed') AND url LIKE $1",
+                        f"%/a/single-{n}",
+                    ):
+                        await asyncio.sleep(0.05)
+                    single.append(time.perf_counter() - begin)
+                started = time.perf_counter()
+                for n in range(count):
+                    await timed(
+                        client,
+                        "POST",
+                        "/api/v1/links",
+                        headers=headers,
+                        json={"url": f"{site}/a/{n}", "source": "bench-pipeline"},
+                    )
+                while True:
+                    done, failed = await conn.fetchrow(
+                        "SELECT count(*) FILTER (WHERE status IN ('completed', 'failed')),"
+                        " count(*) FILTER (WHERE status = 'failed')"
+                        " FROM links WHERE source = 'bench-pipeline'"
+                    )
+                    if done >= count:
+                        break
+                    if time.perf_counter() - started > 600:
+                        raise RuntimeError(f"only {done} of {count} links finished in 10 min")
+                    await asyncio.sleep(0.2)
+                elapsed = time.perf_counter() - started
+            finally:
+                await conn.close()
+    finally:
+        await runner.cleanup()
+    return count / elapsed * 60, int(failed), statistics.median(single)
+
+
+async def run(links: int, requests: int, pipeline: int) -> None:
     name = f"townhall_bench_links_{os.getpid()}"
     url = await create_database(name)
     try:
@@ -220,6 +342,16 @@ async def run(links: int, requests: int) -> None:
             seed = SEED_MS[op]
             ratios = f"{p50 / seed:.2f} | {p99 / seed:.2f}"
             print(f"| {op} | {p50:.1f} | {p99:.1f} | {seed:.0f} | {ratios} |")
+        if pipeline:
+            with tempfile.TemporaryDirectory() as tmp:
+                rate, failed, one = await pipeline_throughput(
+                    settings.model_copy(update={"var_dir": Path(tmp)}), url, pipeline
+                )
+            print(
+                f"\npipeline: one link alone pending -> completed in {one:.2f} s (median of "
+                f"{SINGLE_LINKS}; seed: 5-15 s); {pipeline} links at once: {rate:.0f} links/min, "
+                f"{failed} failed"
+            )
     finally:
         await drop_database(name)
 
@@ -228,8 +360,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--links", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--pipeline", type=int, default=200)
     args = parser.parse_args()
-    asyncio.run(run(args.links, args.requests))
+    asyncio.run(run(args.links, args.requests, args.pipeline))
 
 
 if __name__ == "__main__":

@@ -17,14 +17,11 @@ from aiohttp import web
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from PIL import Image
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 from tests.fixtures.app import make_settings, signup
+from tests.fixtures.database import empty_existing_tables
 
 from townhall.core.config import Settings
-from townhall.core.db import Base
 from townhall.core.jobs.registry import TASKS, RetryPolicy
-from townhall.core.migrate import import_all_models
 from townhall.main import create_app
 from townhall.modules.link import tasks as link_tasks  # noqa: F401  (declares the tasks)
 
@@ -72,6 +69,8 @@ class Site:
         app.router.add_get("/oembed", self.oembed)
         app.router.add_get("/img/{name}", self.image)
         app.router.add_get("/r/{n}", self.redirect)
+        app.router.add_get("/internal-redirect", self.internal_redirect)
+        app.router.add_get("/endless", self.endless)
         app.router.add_get("/{name}", self.html)
         return app
 
@@ -110,6 +109,23 @@ class Site:
         self.count(request)
         n = int(request.match_info["n"])
         raise web.HTTPFound(f"/r/{n - 1}" if n > 0 else "/article")
+
+    async def internal_redirect(self, request: web.Request) -> web.StreamResponse:
+        self.count(request)
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    async def endless(self, request: web.Request) -> web.StreamResponse:
+        """An HTML page of up to 1 GB, chunked (no Content-Length to refuse it by)."""
+        self.count(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        chunk = b"<p>" + b"x" * 65_536 + b"</p>"
+        try:
+            for _ in range(1024**3 // len(chunk)):
+                await response.write(chunk)
+        except (ConnectionError, RuntimeError):
+            pass  # the scraper hung up at its size limit
+        return response
 
     async def html(self, request: web.Request) -> web.StreamResponse:
         self.count(request)
@@ -160,10 +176,16 @@ B-tree, GIN and GiST indexes, query plans and performance tuning for database de
     "broken": "<html><head><title>Broken <b>page</title><body><div><p>unclosed "
     "<a href='x'>text about owls",
     "slow": "<html><head><title>Finally</title></head></html>",
+    "oembed-discovery": """<html><head>
+<link rel="alternate" type="application/json+oembed" href="{site}/oembed?url=x&amp;format=json">
+</head><body><p>A player page that only announces its oEmbed endpoint.</p></body></html>""",
     "metadata": """<html><head><title>Meta</title>
 <meta property="og:image"
  content="http://169.254.169.254/latest/meta-data/x.png"></head></html>""",
 }
+
+# The article under another path, for tests that count its fetches on their own.
+PAGES["locked"] = PAGES["article"]
 
 
 @pytest.fixture
@@ -201,28 +223,9 @@ def settings(tmp_path: Path, database_url: str, site: Site) -> Settings:
         # Under a loaded test machine 1 s spuriously times out; the slow page takes 5 s.
         link_fetch_timeout_seconds=2.0,
         link_max_image_bytes=1_000_000,
+        link_max_page_bytes=1_000_000,
         job_poll_seconds=0.05,
     )
-
-
-async def _empty_existing_tables(url: str) -> None:
-    """Like tests.fixtures.database.empty_tables, skipping models other apps have not migrated."""
-    import_all_models()
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        if url.startswith("sqlite"):
-            query = "SELECT name FROM sqlite_master WHERE type='table'"
-        else:
-            query = "SELECT tablename FROM pg_tables WHERE schemaname='public'"
-        existing = set((await conn.execute(text(query))).scalars().all())
-        tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name in existing]
-        if url.startswith("postgresql"):
-            names = ", ".join(f'"{t}"' for t in tables)
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                await conn.execute(text(f'DELETE FROM "{name}"'))
-    await engine.dispose()
 
 
 @pytest.fixture
@@ -230,7 +233,7 @@ async def app(settings: Settings, database_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
-    await _empty_existing_tables(database_url)
+    await empty_existing_tables(database_url)
 
 
 @pytest.fixture

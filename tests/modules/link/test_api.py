@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -170,11 +171,10 @@ async def test_list_cache_is_filled_and_invalidated(
     key = list_cache_key(me["id"], 1, None, 20)
     first = await post(client, user, url="https://example.com/one")
     await client.get("/api/v1/links?page=1&limit=20", headers=user["headers"])
-    assert await platform.cache.get(key) is not None
+    stored = await platform.cache.get(key)
+    assert stored is not None
     # A cached page is served from the cache ...
-    await platform.cache.set(
-        key, (await platform.cache.get(key)).replace("example.com/one", "cached!")
-    )
+    await platform.cache.set(key, stored.replace("example.com/one", "cached!"))
     cached = (await client.get("/api/v1/links?page=1&limit=20", headers=user["headers"])).json()
     assert cached["items"][0]["url"] == "https://cached!"
     # ... until any change to the user's links drops it.
@@ -214,3 +214,42 @@ async def test_tags_rename_and_merge(client: httpx.AsyncClient, user: dict[str, 
     assert (
         await client.post("/api/v1/tags/nope/merge", json={"into": "x"}, headers=user["headers"])
     ).status_code == 404
+
+
+async def test_every_pipeline_step_invalidates_the_cached_pages(
+    client: httpx.AsyncClient, user: dict[str, Any], platform: Platform, site: Site
+) -> None:
+    import uuid
+
+    from townhall.modules.link import pipeline
+
+    me = (await client.get("/api/v1/auth/me", headers=user["headers"])).json()
+    key = list_cache_key(me["id"], 1, None, 20)
+    link_id = (await post(client, user, url=site.page("article"))).json()["id"]
+
+    async def listed() -> dict[str, Any]:
+        body = (await client.get("/api/v1/links?page=1&limit=20", headers=user["headers"])).json()
+        item: dict[str, Any] = body["items"][0]
+        return item
+
+    assert (await listed())["status"] == "pending"
+    steps = [
+        (pipeline.scrape, "scraping_completed"),
+        (pipeline.thumbnail, "thumbnail_completed"),
+        (pipeline.tag, "completed"),
+    ]
+    for step, status in steps:
+        assert await platform.cache.get(key) is not None
+        await step(platform, uuid.UUID(link_id))
+        assert await platform.cache.get(key) is None, status
+        item = await listed()
+        assert item["status"] == status
+    assert item["title"] == "PostgreSQL indexes explained"
+    # Signed thumbnail URLs are valid one hour (seed: pre-signed, 1 h).
+    from urllib.parse import parse_qs, urlsplit
+
+    expires = int(parse_qs(urlsplit(item["thumbnails"]["small"]).query)["exp"][0])
+    assert abs(expires - (time.time() + 3600)) < 120
+    await pipeline.count_failure(platform, uuid.UUID(link_id), "boom")
+    assert await platform.cache.get(key) is None
+    assert (await listed())["retry_count"] == 1

@@ -82,6 +82,17 @@ async def test_import_export_round_trip(client: httpx.AsyncClient, user: dict[st
     listing = (await client.get("/api/v1/links", headers=user["headers"])).json()
     assert listing["total"] == 2
     assert {i["status"] for i in listing["items"]} == {"pending"}
+    # Importing a URL the user deleted brings that same link back.
+    gone = next(i for i in listing["items"] if i["url"] == "https://example.com/react")
+    await client.delete(f"/api/v1/links/{gone['id']}", headers=user["headers"])
+    revived = await client.post(
+        "/api/v1/links/import", content=FIREFOX.encode(), headers=user["headers"]
+    )
+    assert revived.json()["created"] == 1
+    assert revived.json()["duplicates"] == 2
+    back = await client.get(f"/api/v1/links/{gone['id']}", headers=user["headers"])
+    assert back.status_code == 200
+    assert back.json()["version"] == gone["version"] + 2  # deleted, then revived
     exported = await client.get("/api/v1/links/export?format=html", headers=user["headers"])
     assert exported.status_code == 200
     assert "attachment" in exported.headers["content-disposition"]

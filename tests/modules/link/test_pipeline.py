@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from townhall.core.cache import LockHeld, lock
 from townhall.core.jobs.models import DeadLetter
 from townhall.core.platform import Platform
+from townhall.modules.link import pipeline
+from townhall.modules.link import tasks as link_tasks
 from townhall.modules.link.models import StoredImage
+from townhall.modules.link.urls import normalize_url, url_hash
 
 from .conftest import Site, WaitFn
 
@@ -187,8 +193,9 @@ async def check_404_retries_then_fails_into_dead_letters(
     link = await wait_done(saved["id"], user["headers"])
     assert link["status"] == "failed"
     assert "404" in link["processing_error"]
-    assert link["retry_count"] == 4  # the first attempt and three retries
-    assert site.hits["/missing"] == 4
+    # Seed 002: retry_count + 1 per failure, retried while retry_count < 3.
+    assert link["retry_count"] == 3
+    assert site.hits["/missing"] == 3
     async with platform.db.session() as session:
         dead = (await session.execute(select(DeadLetter))).scalars().all()
     mine = [d.task for d in dead if d.kwargs["link_id"] == saved["id"]]
@@ -233,6 +240,68 @@ async def check_ssrf_targets_are_refused(
     assert "private or reserved" in link["processing_error"]
 
 
+async def check_oembed_discovery_fills_title_and_image(
+    client: httpx.AsyncClient,
+    user: dict[str, Any],
+    site: Site,
+    platform: Platform,
+    wait_done: WaitFn,
+) -> None:
+    saved = await save(client, user, site.page("oembed-discovery"))
+    link = await wait_done(saved["id"], user["headers"])
+    assert link["status"] == "completed", link
+    assert link["title"] == "Learn React Hooks in 10 minutes"
+    assert link["author"] == "Code Channel"
+    assert link["thumbnail_original_url"] == f"{site.url}/img/video.jpg"
+    assert not any(r.is_placeholder for r in await images(platform, saved["id"]))
+
+
+async def check_redirect_to_a_private_address_is_refused(
+    client: httpx.AsyncClient, user: dict[str, Any], site: Site, wait_done: WaitFn
+) -> None:
+    saved = await save(client, user, f"{site.url}/internal-redirect")
+    link = await wait_done(saved["id"], user["headers"])
+    assert link["status"] == "failed"
+    assert "169.254.169.254" in link["processing_error"]
+    assert "private or reserved" in link["processing_error"]
+    assert site.hits["/internal-redirect"] == 1  # refused for good, not retried
+
+
+async def check_endless_page_stops_at_the_size_limit(
+    client: httpx.AsyncClient, user: dict[str, Any], site: Site, wait_done: WaitFn
+) -> None:
+    saved = await save(client, user, f"{site.url}/endless")
+    link = await wait_done(saved["id"], user["headers"])
+    assert link["status"] == "failed"
+    assert "exceeds the limit of 1000000 bytes" in link["processing_error"]
+    assert site.hits["/endless"] == 1
+
+
+async def check_a_url_being_scraped_is_not_fetched_again_meanwhile(
+    client: httpx.AsyncClient,
+    user: dict[str, Any],
+    site: Site,
+    platform: Platform,
+    wait_done: WaitFn,
+) -> None:
+    url = site.page("locked")
+    digest = url_hash(normalize_url(url))
+    # Another worker holds the scrape lock of this URL (seed: SET lock:scrape:{hash} NX EX 300).
+    async with lock(platform.cache, f"lock:scrape:{digest}", 300):
+        saved = await save(client, user, url)
+        with pytest.raises(LockHeld):
+            await pipeline.scrape(platform, uuid.UUID(saved["id"]))
+        await asyncio.sleep(1.0)
+        assert site.hits.get("/locked", 0) == 0
+        body = (await client.get(f"/api/v1/links/{saved['id']}", headers=user["headers"])).json()
+        assert body["status"] == "scraping"
+        assert body["retry_count"] == 0  # waiting for a lock is not a failure
+    link = await wait_done(saved["id"], user["headers"])
+    assert link["status"] == "completed"
+    assert link["title"] == "PostgreSQL indexes explained"
+    assert site.hits["/locked"] == 1
+
+
 async def check_promote_an_ai_tag(
     client: httpx.AsyncClient, user: dict[str, Any], site: Site, wait_done: WaitFn
 ) -> None:
@@ -263,6 +332,19 @@ async def check_ai_tags_reuse_the_users_tags(
     assert "postgresql" not in names
 
 
+def test_retry_policy_is_the_seeds() -> None:
+    """Three attempts, a fixed 30 s apart, by default (tests shorten only the delay)."""
+    from townhall.core.config import Settings
+    from townhall.core.jobs.registry import TASKS
+
+    assert Settings.model_fields["link_retries"].default == 2
+    assert Settings.model_fields["link_retry_delay_seconds"].default == 30.0
+    for name in ("link.scrape", "link.thumbnail", "link.tag"):
+        assert TASKS[name].policy.retries == link_tasks.RETRIES
+        assert TASKS[name].queue == name.split(".")[1]
+    assert link_tasks.BACKOFF == 1.0
+
+
 async def test_pages_complete_with_metadata_thumbnails_and_tags(
     client: httpx.AsyncClient,
     user: dict[str, Any],
@@ -280,6 +362,9 @@ async def test_pages_complete_with_metadata_thumbnails_and_tags(
             check_bad_images_fall_back_to_placeholder_with_reason,
             check_broken_html_and_korean_pages,
             check_ssrf_targets_are_refused,
+            check_oembed_discovery_fills_title_and_image,
+            check_redirect_to_a_private_address_is_refused,
+            check_endless_page_stops_at_the_size_limit,
         ],
         client=client,
         user=user,
@@ -303,6 +388,7 @@ async def test_failures_retry_then_fail_with_a_reason(
             check_404_retries_then_fails_into_dead_letters,
             check_slow_page_times_out_and_fails,
             check_non_html_fails_at_once,
+            check_a_url_being_scraped_is_not_fetched_again_meanwhile,
         ],
         client=client,
         user=user,

@@ -62,5 +62,5 @@ async def test_pipeline_on_rabbitmq(
     assert any(t["is_auto_generated"] for t in done["tags"])
     failed = await wait_done(missing.json()["id"], user["headers"], timeout=30)
     assert failed["status"] == "failed"
-    assert failed["retry_count"] == 4
-    assert site.hits["/missing"] == 4
+    assert failed["retry_count"] == 3
+    assert site.hits["/missing"] == 3

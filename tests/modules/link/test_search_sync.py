@@ -8,8 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from townhall.core.config import Settings
+from townhall.core.platform import Platform
+from townhall.modules.link import service as link_service
+from townhall.modules.link.models import Link
 
 
 @pytest.fixture
@@ -80,8 +84,10 @@ async def test_list_q_filter(client: httpx.AsyncClient, user: dict[str, Any]) ->
 
 
 async def test_pull_returns_changes_and_tombstones(
-    client: httpx.AsyncClient, user: dict[str, Any]
+    client: httpx.AsyncClient, user: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Without the overlap a pull right after another sends nothing again.
+    monkeypatch.setattr(link_service, "PULL_OVERLAP", timedelta(0))
     first = await save(client, user, "https://example.com/a")
     gone = await save(client, user, "https://example.com/b")
     full = (await client.get("/api/v1/sync/pull", headers=user["headers"])).json()
@@ -103,10 +109,70 @@ async def test_pull_returns_changes_and_tombstones(
     assert changes["links"][0]["note"] == "changed"
     assert [t["id"] for t in changes["deleted"]] == [gone]
     assert changes["sync_timestamp"] > since
-    bad = await client.get(
-        "/api/v1/sync/pull", params={"since": "yesterday"}, headers=user["headers"]
-    )
-    assert bad.status_code == 422
+    by_cursor = (
+        await client.get(
+            "/api/v1/sync/pull", params={"since": full["cursor"]}, headers=user["headers"]
+        )
+    ).json()
+    assert [link["id"] for link in by_cursor["links"]] == [first]
+    assert [t["id"] for t in by_cursor["deleted"]] == [gone]
+    for bad_since in ("yesterday", "WyJub3BlIl0"):
+        bad = await client.get(
+            "/api/v1/sync/pull", params={"since": bad_since}, headers=user["headers"]
+        )
+        assert bad.status_code == 422, bad_since
+
+
+async def pull_all(
+    client: httpx.AsyncClient, user: dict[str, Any], since: str | None
+) -> tuple[list[str], str]:
+    """Follow `cursor` until has_more is false; the ids received and the final cursor."""
+    seen: list[str] = []
+    while True:
+        params = {"since": since} if since else {}
+        body = (
+            await client.get("/api/v1/sync/pull", params=params, headers=user["headers"])
+        ).json()
+        seen += [link["id"] for link in body["links"]] + [t["id"] for t in body["deleted"]]
+        since = body["cursor"]
+        if not body["has_more"]:
+            return seen, body["cursor"]
+
+
+async def test_pull_pages_keep_links_that_share_a_timestamp(
+    client: httpx.AsyncClient,
+    user: dict[str, Any],
+    platform: Platform,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = [await save(client, user, f"https://example.com/tie{i}") for i in range(5)]
+    # Five links changed in the same instant, pages of two: a page boundary falls inside the tie.
+    same = datetime(2030, 1, 1, tzinfo=UTC)
+    async with platform.db.session() as session:
+        await session.execute(update(Link).values(updated_at=same))
+    monkeypatch.setattr(link_service, "PULL_LIMIT", 2)
+    start = (same - timedelta(seconds=1)).isoformat()
+    seen, _ = await pull_all(client, user, start)
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == len(ids)  # each once
+
+
+async def test_pull_does_not_lose_a_change_that_commits_after_it(
+    client: httpx.AsyncClient, user: dict[str, Any], platform: Platform
+) -> None:
+    link_id = await save(client, user, "https://example.com/late")
+    body = (await client.get("/api/v1/sync/pull", headers=user["headers"])).json()
+    started = datetime.fromisoformat(body["sync_timestamp"]) + link_service.PULL_OVERLAP
+    # An edit stamped just before that pull began but committed after it read the table.
+    async with platform.db.session() as session:
+        await session.execute(
+            update(Link).values(note="late", updated_at=started - timedelta(milliseconds=300))
+        )
+    for since in (body["cursor"], body["sync_timestamp"]):
+        again = (
+            await client.get("/api/v1/sync/pull", params={"since": since}, headers=user["headers"])
+        ).json()
+        assert [(x["id"], x["note"]) for x in again["links"]] == [(link_id, "late")]
 
 
 async def test_push_applies_changes_and_reports_conflicts(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 from functools import lru_cache
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from PIL import Image, ImageDraw
 
@@ -73,13 +74,25 @@ async def demo_image(name: str) -> Response:
 
 
 @router.get("/{page}")
-async def demo_page(page: str) -> HTMLResponse:
-    from townhall.core.config import get_settings
-
+async def demo_page(page: str, request: Request) -> HTMLResponse:
     if page not in PAGES:
         raise NotFound("no such demo page")
-    base = get_settings().base_url.rstrip("/") + DEMO_PREFIX
+    # This app's own settings (not the process environment's): image URLs point back at it.
+    platform: Platform = request.app.state.platform
+    base = platform.settings.base_url.rstrip("/") + DEMO_PREFIX
     return HTMLResponse(PAGES[page].format(base=base))
+
+
+def is_demo_url(base_url: str, url: str) -> bool:
+    """True for a page or image of this server's demo site (and nothing else on the server)."""
+    base, parts = urlsplit(base_url), urlsplit(url)
+    if (parts.scheme.lower(), parts.netloc.lower()) != (base.scheme.lower(), base.netloc.lower()):
+        return False
+    path = unquote(parts.path)
+    # No dot segments or backslashes: the HTTP client would resolve them to other paths.
+    if "\\" in path or any(seg in (".", "..") for seg in path.split("/")):
+        return False
+    return path.startswith(base.path.rstrip("/") + DEMO_PREFIX + "/")
 
 
 async def load(platform: Platform, session: AsyncSession, users: dict[str, User]) -> None:

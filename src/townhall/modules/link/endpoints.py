@@ -27,7 +27,7 @@ from townhall.modules.link.schemas import (
     TagRename,
     TagSummary,
 )
-from townhall.modules.link.service import LinkService
+from townhall.modules.link.service import LinkService, parse_since
 
 router = APIRouter(prefix="/api/v1", tags=["links"])
 
@@ -194,12 +194,10 @@ async def search(
 async def sync_pull(
     principal: CurrentPrincipal,
     service: Service,
-    since: datetime | None = None,
+    since: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PullResponse:
-    """Links changed since `since` (all live links without it), tombstones and a sync_timestamp."""
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    return await service.pull(principal.id, since)
+    """Links changed since `since` (timestamp or cursor; all live links without it)."""
+    return await service.pull(principal.id, parse_since(since))
 
 
 @router.post("/sync/push", response_model=PushResponse)

@@ -25,7 +25,7 @@ from townhall.core.http import (
 )
 from townhall.core.platform import Platform
 from townhall.modules.link import realtime
-from townhall.modules.link.demo import DEMO_PREFIX
+from townhall.modules.link.demo import is_demo_url
 from townhall.modules.link.extract import PageMeta, extract, from_oembed, main_text
 from townhall.modules.link.images import (
     ImageRejected,
@@ -71,8 +71,8 @@ PERMANENT_FETCH = (BlockedDestination, ResponseTooLarge, TooManyRedirects)
 def policy_of(platform: Platform, url: str = "") -> OutboundPolicy:
     """The outbound policy; townhall's own demo site is reachable so the demo works offline."""
     allow = list(platform.settings.outbound_allowlist)
-    base = platform.settings.base_url.rstrip("/")
-    if url.startswith(f"{base}{DEMO_PREFIX}/"):
+    base = platform.settings.base_url
+    if is_demo_url(base, url):
         allow.append(urlsplit(base).hostname or "")
     return OutboundPolicy(allowlist=tuple(allow))
 
@@ -97,8 +97,20 @@ async def _begin(
         link = await repo.get(link_id)
         user_id = link.user_id if link else None
     if link is not None and user_id is not None:
+        await invalidate_user_cache(platform, user_id, link_id)
         await realtime.announce(platform, user_id, link_id, running)
     return link
+
+
+def _invalidate_after_commit(
+    session: AsyncSession, platform: Platform, user_id: uuid.UUID, link_id: uuid.UUID
+) -> None:
+    """Cached pages show a link's status and metadata: drop them once this change commits."""
+
+    async def drop() -> None:
+        await invalidate_user_cache(platform, user_id, link_id)
+
+    after_commit(session, drop)
 
 
 # Scrape --------------------------------------------------------------------------------------
@@ -120,6 +132,7 @@ async def scrape(platform: Platform, link_id: uuid.UUID) -> str | None:
         row.status = S.scraping_completed.value
         row.updated_at = utcnow()
         row.search_text = build_search_text(row)
+        _invalidate_after_commit(session, platform, row.user_id, link_id)
     return "link.thumbnail"
 
 
@@ -268,6 +281,7 @@ async def thumbnail(platform: Platform, link_id: uuid.UUID) -> str | None:
         row.status = S.thumbnail_completed.value
         row.updated_at = utcnow()
         _delete_after_commit(session, platform, stale)
+        _invalidate_after_commit(session, platform, row.user_id, link_id)
     return "link.tag"
 
 
@@ -379,6 +393,7 @@ async def count_failure(platform: Platform, link_id: uuid.UUID, error: str) -> N
         if link is not None:
             link.retry_count += 1
             link.processing_error = error[:2000]
+            _invalidate_after_commit(session, platform, link.user_id, link_id)
 
 
 async def mark_failed(platform: Platform, link_id: uuid.UUID, error: str) -> None:

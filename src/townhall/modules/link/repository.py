@@ -79,13 +79,24 @@ class LinkRepository:
         stmt = select(Link).where(Link.user_id == user_id, Link.url_hash == url_hash)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def existing_hashes(self, user_id: uuid.UUID, hashes: Sequence[str]) -> set[str]:
-        found: set[str] = set()
+    async def existing_hashes(
+        self, user_id: uuid.UUID, hashes: Sequence[str]
+    ) -> tuple[set[str], list[Link]]:
+        """Which hashes the user has as live links, and their soft-deleted links among them."""
+        live: set[str] = set()
+        deleted: list[Link] = []
         for start in range(0, len(hashes), 500):
             chunk = list(hashes[start : start + 500])
-            stmt = select(Link.url_hash).where(Link.user_id == user_id, Link.url_hash.in_(chunk))
-            found.update((await self.session.execute(stmt)).scalars().all())
-        return found
+            stmt = select(Link.url_hash, Link.deleted_at.is_(None)).where(
+                Link.user_id == user_id, Link.url_hash.in_(chunk)
+            )
+            rows = (await self.session.execute(stmt)).all()
+            live.update(digest for digest, alive in rows if alive)
+            gone = [digest for digest, alive in rows if not alive]
+            if gone:
+                stmt_gone = select(Link).where(Link.user_id == user_id, Link.url_hash.in_(gone))
+                deleted += (await self.session.execute(stmt_gone)).scalars().all()
+        return live, deleted
 
     def _filtered(
         self, user_id: uuid.UUID, *, tag: str | None, status: str | None, q: str | None
@@ -148,13 +159,22 @@ class LinkRepository:
         return list((await self.session.execute(stmt)).scalars().all())
 
     async def changed_since(
-        self, user_id: uuid.UUID, since: datetime | None, limit: int
+        self,
+        user_id: uuid.UUID,
+        since: datetime | tuple[datetime, uuid.UUID] | None,
+        limit: int,
     ) -> list[Link]:
+        """Links (deleted too) changed at/after a timestamp or after a (time, id) keyset."""
         stmt = select(Link).where(Link.user_id == user_id)
-        if since is not None:
-            stmt = stmt.where(Link.updated_at > since)
-        else:
+        if since is None:
             stmt = stmt.where(Link.deleted_at.is_(None))
+        elif isinstance(since, tuple):
+            when, last_id = since
+            stmt = stmt.where(
+                or_(Link.updated_at > when, and_(Link.updated_at == when, Link.id > last_id))
+            )
+        else:
+            stmt = stmt.where(Link.updated_at >= since)
         stmt = stmt.order_by(Link.updated_at.asc(), Link.id.asc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars().all())
 

@@ -142,7 +142,9 @@ class Tombstone(BaseModel):
 class PullResponse(BaseModel):
     links: list[LinkOut]
     deleted: list[Tombstone]
+    # The seed's position (send it back as `since`); `cursor` is the exact form of it.
     sync_timestamp: datetime
+    cursor: str
     has_more: bool
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,7 +45,12 @@ CACHE_TTL = 300
 THUMBNAIL_URL_TTL = timedelta(hours=1)
 SEARCH_TEXT_LIMIT = 20_000
 PULL_LIMIT = 500
+# A pull's caught-up position trails its start: a change stamped before the pull but committed
+# after it read (a request still running) is then sent next time instead of never.
+PULL_OVERLAP = timedelta(seconds=5)
 MAX_LIMIT = 100
+_NIL = uuid.UUID(int=0)
+_SINCE = TypeAdapter(datetime)
 
 
 def list_cache_key(user_id: uuid.UUID, page: int, tag: str | None, limit: int) -> str:
@@ -81,8 +86,9 @@ def build_search_text(link: Link) -> str:
     return " ".join(p for p in parts if p)[:SEARCH_TEXT_LIMIT]
 
 
-def encode_cursor(link: Link) -> str:
-    raw = json.dumps([link.created_at.isoformat(), str(link.id)]).encode()
+def encode_cursor(when: datetime, link_id: uuid.UUID) -> str:
+    """An opaque keyset position: (a timestamp, the id of the last link at it)."""
+    raw = json.dumps([when.isoformat(), str(link_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -94,6 +100,20 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return (when if when.tzinfo else when.replace(tzinfo=UTC)), uuid.UUID(link_id)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise BadRequest("invalid cursor") from exc
+
+
+def parse_since(value: str | None) -> datetime | tuple[datetime, uuid.UUID] | None:
+    """`since` of a pull: an ISO timestamp (the seed's form) or a cursor from a previous pull."""
+    if value is None or not value.strip():
+        return None
+    try:
+        when = _SINCE.validate_python(value.strip())
+    except ValidationError:
+        try:
+            return decode_cursor(value.strip())
+        except BadRequest as exc:
+            raise Unprocessable("since must be an ISO timestamp or a cursor") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class LinkService:
@@ -282,7 +302,9 @@ class LinkService:
             return LinkPage(
                 items=await self.to_out(links),
                 limit=limit,
-                next_cursor=encode_cursor(links[-1]) if more and links else None,
+                next_cursor=(
+                    encode_cursor(links[-1].created_at, links[-1].id) if more and links else None
+                ),
             )
         page = max(1, page or 1)
         cacheable = status is None and not q
@@ -299,7 +321,11 @@ class LinkService:
             page=page,
             limit=limit,
             total=total,
-            next_cursor=encode_cursor(links[-1]) if links and page * limit < total else None,
+            next_cursor=(
+                encode_cursor(links[-1].created_at, links[-1].id)
+                if links and page * limit < total
+                else None
+            ),
         )
         if cacheable:
             await self.platform.cache.set(key, result.model_dump_json(), expire=CACHE_TTL)
@@ -483,13 +509,21 @@ class LinkService:
                 errors.append(f"{entry.url[:200]}: {exc.message}")
                 continue
             prepared.setdefault(url_hash(normalized), (entry, normalized))
-        existing = await self.repo.existing_hashes(user_id, list(prepared))
+        existing, deleted = await self.repo.existing_hashes(user_id, list(prepared))
         duplicates = len(entries) - len(errors) - len(prepared) + len(existing)
+        # Importing a URL the user deleted brings that link back (same id, a new version).
+        revived = {link.url_hash: link for link in deleted}
         new_ids: list[uuid.UUID] = []
         done = 0
         for digest, (entry, normalized) in prepared.items():
             done += 1
             if digest in existing:
+                continue
+            if digest in revived:
+                body = LinkCreate(
+                    url=normalized, source="import", note=entry.note, tags=entry.tags or None
+                )
+                await self._revive(revived[digest], body)
                 continue
             when = entry.added_at or utcnow()
             link = Link(
@@ -528,14 +562,20 @@ class LinkService:
 
         after_commit(self.session, start)
         return ImportResult(
-            total=len(entries), created=len(new_ids), duplicates=duplicates, errors=errors[:100]
+            total=len(entries),
+            created=len(new_ids) + len(revived),
+            duplicates=duplicates,
+            errors=errors[:100],
         )
 
     async def export(self, user_id: uuid.UUID) -> list[LinkOut]:
         return await self.to_out(await self.repo.export_all(user_id))
 
     # Sync ------------------------------------------------------------------------------------
-    async def pull(self, user_id: uuid.UUID, since: datetime | None) -> PullResponse:
+    async def pull(
+        self, user_id: uuid.UUID, since: datetime | tuple[datetime, uuid.UUID] | None
+    ) -> PullResponse:
+        """Links changed since a timestamp (inclusive) or after a cursor, with tombstones."""
         started = utcnow()
         rows = await self.repo.changed_since(user_id, since, PULL_LIMIT + 1)
         has_more = len(rows) > PULL_LIMIT
@@ -544,10 +584,18 @@ class LinkService:
         deleted = [
             Tombstone(id=r.id, deleted_at=r.deleted_at) for r in rows if r.deleted_at is not None
         ]
-        # With more to come, resume after the last row sent; else from when this pull began.
-        stamp = rows[-1].updated_at if has_more else started
+        if has_more:
+            # Resume right after the last row sent (ties on updated_at are kept by the id).
+            stamp, cursor = rows[-1].updated_at, encode_cursor(rows[-1].updated_at, rows[-1].id)
+        else:
+            stamp = started - PULL_OVERLAP
+            cursor = encode_cursor(stamp, _NIL)
         return PullResponse(
-            links=await self.to_out(live), deleted=deleted, sync_timestamp=stamp, has_more=has_more
+            links=await self.to_out(live),
+            deleted=deleted,
+            sync_timestamp=stamp,
+            cursor=cursor,
+            has_more=has_more,
         )
 
     async def push(self, user_id: uuid.UUID, changes: Sequence[Change]) -> PushResponse:

@@ -24,6 +24,8 @@ _settings = get_settings()
 RETRIES = _settings.link_retries
 RETRY_DELAY = _settings.link_retry_delay_seconds
 LOCK_BUSY_DELAY = 5.0
+# The seed waits a fixed 30 s before every retry (no growing backoff).
+BACKOFF = 1.0
 
 Stage = Callable[[Platform, uuid.UUID], Awaitable[str | None]]
 
@@ -57,21 +59,40 @@ async def _run(ctx: JobContext, name: str, stage: Stage, link_id: str) -> None:
         await platform.jobs.enqueue(following, link_id=link_id)
 
 
-@task("link.scrape", queue="scrape", retries=RETRIES, retry_delay=RETRY_DELAY, on_dead=on_dead)
+@task(
+    "link.scrape",
+    queue="scrape",
+    retries=RETRIES,
+    retry_delay=RETRY_DELAY,
+    backoff=BACKOFF,
+    on_dead=on_dead,
+)
 async def scrape(ctx: JobContext, link_id: str) -> None:
     """Fetch the page and extract its metadata."""
     await _run(ctx, "link.scrape", pipeline.scrape, link_id)
 
 
 @task(
-    "link.thumbnail", queue="thumbnail", retries=RETRIES, retry_delay=RETRY_DELAY, on_dead=on_dead
+    "link.thumbnail",
+    queue="thumbnail",
+    retries=RETRIES,
+    retry_delay=RETRY_DELAY,
+    backoff=BACKOFF,
+    on_dead=on_dead,
 )
 async def thumbnail(ctx: JobContext, link_id: str) -> None:
     """Resize the page's image into three thumbnails."""
     await _run(ctx, "link.thumbnail", pipeline.thumbnail, link_id)
 
 
-@task("link.tag", queue="tag", retries=RETRIES, retry_delay=RETRY_DELAY, on_dead=on_dead)
+@task(
+    "link.tag",
+    queue="tag",
+    retries=RETRIES,
+    retry_delay=RETRY_DELAY,
+    backoff=BACKOFF,
+    on_dead=on_dead,
+)
 async def tag(ctx: JobContext, link_id: str) -> None:
     """Tag the link and mark it completed."""
     await _run(ctx, "link.tag", pipeline.tag, link_id)
