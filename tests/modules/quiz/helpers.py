@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,12 @@ from townhall.core.config import Settings
 from townhall.main import create_app
 
 NS = "/quiz"
+# A 1x1 PNG for image uploads.
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f"
+    b"\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa75\x81\x84\x00\x00"
+    b"\x00\x00IEND\xaeB`\x82"
+)
 QUESTIONS: list[dict[str, Any]] = [
     {
         "type": "single",
@@ -139,7 +146,8 @@ async def signup_and_quiz(
     base: str, email: str = "host@example.com", questions: list[dict[str, Any]] | None = None
 ) -> tuple[str, str]:
     """A host account and a quiz; returns (access token, quiz id)."""
-    async with httpx.AsyncClient(base_url=base) as http:
+    # Password hashing is slow on a busy 2-core machine: allow for it.
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         response = await http.post(
             "/api/v1/auth/signup",
             json={"email": email, "password": "password123", "display_name": "Host"},
@@ -198,6 +206,7 @@ class RawPlayer:
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self.arrived: dict[str, list[float]] = defaultdict(list)
+        self.why = ""
 
     async def connect(self, base: str) -> RawPlayer:
         from websockets.asyncio.client import connect
@@ -210,14 +219,24 @@ class RawPlayer:
         return self
 
     async def _read(self) -> None:
-        import json
+        try:
+            await self._frames()
+        finally:
+            # A dead socket fails its pending calls at once instead of after their timeout.
+            for future in self._acks.values():
+                if not future.done():
+                    future.set_exception(ConnectionError(f"socket closed: {self.why}"))
 
-        with contextlib.suppress(Exception):
+    async def _frames(self) -> None:
+        try:
             async for frame in self._ws:
                 if frame == "2":
                     await self._ws.send("3")
                 elif frame.startswith("40" + NS):
                     self._connected.set()
+                elif frame.startswith("41" + NS):
+                    # The server ended this namespace (a kick): recorded like an event.
+                    self.events["disconnected"].append(None)
                 elif frame.startswith("42" + NS + ","):
                     event, *data = json.loads(frame[len(NS) + 3 :])
                     self.events[event].append(data[0] if data else None)
@@ -227,11 +246,14 @@ class RawPlayer:
                     split = body.index("[")
                     future = self._acks.pop(int(body[:split]), None)
                     if future is not None and not future.done():
-                        future.set_result(json.loads(body[split:])[0])
+                        args = json.loads(body[split:])
+                        future.set_result(args[0] if args else None)
+        except Exception as exc:  # the connection closed or a frame made no sense
+            self.why = repr(exc)
+        else:
+            self.why = "closed by the server"
 
     async def call(self, event: str, data: Any, timeout: float = 120) -> Any:
-        import json
-
         self._next += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._acks[self._next] = future

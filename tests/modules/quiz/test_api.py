@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from asgi_lifespan import LifespanManager
 from openpyxl import load_workbook
-from tests.fixtures.app import signup
-from tests.modules.quiz.helpers import QUESTIONS
+from tests.fixtures.app import make_settings, signup
+from tests.fixtures.database import empty_tables
+from tests.fixtures.s3 import S3Server, s3_server  # noqa: F401 (the fixture)
+from tests.modules.quiz.helpers import PNG, QUESTIONS
 
 from townhall.core.auth.service import AuthService
 from townhall.core.platform import Platform
+from townhall.main import create_app
 from townhall.modules.quiz.demo import DEMO_TITLE, load_demo
 
 Q = "/api/v1/quizzes"
@@ -279,13 +285,6 @@ async def test_pages_and_demo(client: httpx.AsyncClient, platform: Platform) -> 
     assert (await client.get("/quiz/new")).status_code == 200
 
 
-PNG = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f"
-    b"\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa75\x81\x84\x00\x00"
-    b"\x00\x00IEND\xaeB`\x82"
-)
-
-
 async def test_question_images(client: httpx.AsyncClient) -> None:
     ann = await signup(client)
     quiz = await _quiz(client, ann["headers"])
@@ -316,3 +315,151 @@ async def test_question_images(client: httpx.AsyncClient) -> None:
         url, files={"file": ("a.png", PNG, "image/png")}, headers=bob["headers"]
     )
     assert other.status_code == 404
+
+
+async def test_image_keys_only_name_quiz_images(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """A key from elsewhere in the store is refused, so the API never signs another app's blob."""
+    await platform.storage.put("report/private/photo.png", PNG, "image/png")
+    ann = await signup(client)
+    bob = await signup(client, "bob@example.com", display_name="Bob")
+    for key in ("report/private/photo.png", "quiz/../report/private/photo.png"):
+        body = {"title": "Sneaky", "questions": [dict(QUESTIONS[0], image_key=key)]}
+        refused = await client.post(Q, json=body, headers=ann["headers"])
+        assert refused.status_code == 422, refused.text
+        assert (
+            await client.post(
+                Q, json={"title": "C", "cover_image_key": key}, headers=ann["headers"]
+            )
+        ).status_code == 422
+
+    # Bob's private quiz with an image: Ann cannot borrow its key; once public, a copy may.
+    bob_quiz = await _quiz(client, bob["headers"])
+    uploaded = await client.post(
+        f"{Q}/{bob_quiz['id']}/images",
+        files={"file": ("a.png", PNG, "image/png")},
+        headers=bob["headers"],
+    )
+    key = uploaded.json()["key"]
+    with_image = {"title": "Pic", "questions": [dict(QUESTIONS[0], image_key=key)]}
+    saved = await client.put(f"{Q}/{bob_quiz['id']}", json=with_image, headers=bob["headers"])
+    assert saved.status_code == 200, saved.text
+    borrowed = await client.post(Q, json=with_image, headers=ann["headers"])
+    assert borrowed.status_code == 400, borrowed.text
+    ann_quiz = await _quiz(client, ann["headers"])
+    assert (
+        await client.put(f"{Q}/{ann_quiz['id']}", json=with_image, headers=ann["headers"])
+    ).status_code == 400
+    public = dict(with_image, is_public=True)
+    assert (
+        await client.put(f"{Q}/{bob_quiz['id']}", json=public, headers=bob["headers"])
+    ).status_code == 200
+    copy = await client.post(f"{Q}/{bob_quiz['id']}/duplicate", headers=ann["headers"])
+    assert copy.status_code == 201, copy.text
+    image_url = copy.json()["questions"][0]["image_url"]
+    assert (await client.get(image_url)).content == PNG
+    # The copy stays editable even after Bob makes his quiz private again.
+    assert (
+        await client.put(f"{Q}/{bob_quiz['id']}", json=with_image, headers=bob["headers"])
+    ).status_code == 200
+    resave = {"title": "Mine now", "questions": [dict(QUESTIONS[0], image_key=key)]}
+    assert (
+        await client.put(f"{Q}/{copy.json()['id']}", json=resave, headers=ann["headers"])
+    ).status_code == 200
+
+
+async def test_direct_upload_with_a_presigned_put(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    ann = await signup(client)
+    quiz = await _quiz(client, ann["headers"])
+    url = f"{Q}/{quiz['id']}/images/upload-url"
+
+    async def presigned(content_type: str = "image/png") -> Any:
+        response = await client.post(
+            url, json={"content_type": content_type}, headers=ann["headers"]
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def save_with(key: str) -> httpx.Response:
+        body = {"title": "Direct", "questions": [dict(QUESTIONS[0], image_key=key)]}
+        return await client.put(f"{Q}/{quiz['id']}", json=body, headers=ann["headers"])
+
+    bob = await signup(client, "bob@example.com", display_name="Bob")
+    not_owner = await client.post(url, json={"content_type": "image/png"}, headers=bob["headers"])
+    assert not_owner.status_code == 404
+    assert (
+        await client.post(url, json={"content_type": "text/html"}, headers=ann["headers"])
+    ).status_code == 422
+
+    good = await presigned()
+    assert good["method"] == "PUT"
+    assert good["key"].startswith(f"quiz/{quiz['id']}/")
+    put = await client.put(good["url"], content=PNG, headers=good["headers"])
+    assert put.status_code == 201, put.text
+    saved = await save_with(good["key"])
+    assert saved.status_code == 200, saved.text
+    assert (await client.get(saved.json()["questions"][0]["image_url"])).content == PNG
+
+    # Nothing was uploaded under this key.
+    assert (await save_with((await presigned())["key"])).status_code == 400
+
+    # The PUT itself cannot enforce the quiz's limits: saving does, and drops the blob.
+    big = await presigned()
+    huge = PNG + b"\0" * platform.settings.quiz_max_image_bytes
+    assert (await client.put(big["url"], content=huge, headers=big["headers"])).status_code == 201
+    assert (await save_with(big["key"])).status_code == 413
+    assert not await platform.storage.exists(big["key"])
+    text = await presigned()
+    sent = await client.put(
+        text["url"], content=b"just text", headers={"Content-Type": "text/plain"}
+    )
+    assert sent.status_code == 201
+    assert (await save_with(text["key"])).status_code == 415
+    assert not await platform.storage.exists(text["key"])
+
+
+async def test_presigned_put_straight_to_s3(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> None:
+    """With S3 storage the upload URL is an S3 presigned PUT; saving checks what arrived."""
+    server: S3Server = request.getfixturevalue("s3_server")
+    overrides = server.settings_overrides(server.create_bucket())
+    app = create_app(make_settings(tmp_path, database_url=database_url, **overrides))
+    try:
+        async with (
+            LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            ) as client,
+            httpx.AsyncClient() as s3,
+        ):
+            ann = await signup(client)
+            quiz = await _quiz(client, ann["headers"])
+            url = f"{Q}/{quiz['id']}/images/upload-url"
+            keys = []
+            for body in (PNG, b"GIF89a" + b"\0" * 64):  # the second lies about its type
+                upload = await client.post(
+                    url, json={"content_type": "image/png"}, headers=ann["headers"]
+                )
+                assert upload.status_code == 201, upload.text
+                target = upload.json()
+                assert target["url"].startswith(server.endpoint)
+                assert "X-Amz-Signature=" in target["url"]
+                sent = await s3.put(target["url"], content=body, headers=target["headers"])
+                assert sent.status_code == 200
+                keys.append(target["key"])
+            good = {"title": "S3", "questions": [dict(QUESTIONS[0], image_key=keys[0])]}
+            saved = await client.put(f"{Q}/{quiz['id']}", json=good, headers=ann["headers"])
+            assert saved.status_code == 200, saved.text
+            fetched = await s3.get(saved.json()["questions"][0]["image_url"])
+            assert fetched.content == PNG
+            bad = {"title": "S3", "questions": [dict(QUESTIONS[0], image_key=keys[1])]}
+            refused = await client.put(f"{Q}/{quiz['id']}", json=bad, headers=ann["headers"])
+            assert refused.status_code == 422, refused.text
+            platform: Platform = app.state.platform
+            assert not await platform.storage.exists(keys[1])
+    finally:
+        await empty_tables(database_url)

@@ -1,4 +1,4 @@
-"""A whole game with real python-socketio clients against uvicorn (embedded mode)."""
+"""A whole game with real python-socketio clients against uvicorn (embedded Redis-less mode)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from tests.fixtures.app import make_settings
 from tests.fixtures.database import empty_tables
-from tests.modules.quiz.helpers import QUESTIONS, Client, live_server, signup_and_quiz
+from tests.modules.quiz.helpers import PNG, QUESTIONS, Client, live_server, signup_and_quiz
 
 # What Ann (always right) and Bob (wrong, except true/false) answer, per question.
 ANN = [1, [0, 2], 0, "  paris ", 91, None, 0]
@@ -27,11 +28,12 @@ def _ordering_answer(question: dict[str, Any]) -> list[int]:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, sqlite_database_url: str) -> AsyncIterator[str]:
-    settings = make_settings(tmp_path, database_url=sqlite_database_url)
+async def server(tmp_path: Path, database_url: str) -> AsyncIterator[str]:
+    """The app on uvicorn; results are stored in SQLite and in PostgreSQL."""
+    settings = make_settings(tmp_path, database_url=database_url)
     async with live_server(settings) as base:
         yield base
-    await empty_tables(sqlite_database_url)
+    await empty_tables(database_url)
 
 
 async def test_full_game(server: str) -> None:
@@ -212,4 +214,48 @@ async def test_floods_are_cut_and_the_game_goes_on(server: str) -> None:
     assert (await flooder.call("answer", {"index": 0, "answer": 1}))["ok"]
     assert (await calm.wait("question_results"))["distribution"]["correct"] == 2
     for c in (host, flooder, calm):
+        await c.close()
+
+
+async def test_question_image_reaches_players(server: str) -> None:
+    """A question's image goes to players as a signed URL, never as its storage key."""
+    token, quiz_id = await signup_and_quiz(server, questions=QUESTIONS[:1])
+    async with httpx.AsyncClient(
+        base_url=server, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        uploaded = await http.post(
+            f"/api/v1/quizzes/{quiz_id}/images", files={"file": ("a.png", PNG, "image/png")}
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        body = {"title": "Pic", "questions": [dict(QUESTIONS[0], image_key=uploaded.json()["key"])]}
+        assert (await http.put(f"/api/v1/quizzes/{quiz_id}", json=body)).status_code == 200
+        host = await Client().connect(server, token)
+        pin = (await host.call("host_create", {"quiz_id": quiz_id}))["pin"]
+        player = await Client().connect(server)
+        assert (await player.call("join", {"pin": pin, "nickname": "Pia"}))["ok"]
+        assert (await host.call("next"))["ok"]
+        shown = await player.wait("question")
+        assert "image_key" not in shown
+        signed = urlsplit(shown["image_url"])
+        fetched = await http.get(f"{signed.path}?{signed.query}", headers={"Authorization": ""})
+        assert fetched.status_code == 200
+        assert fetched.content == PNG
+        await player.close()
+        await host.close()
+
+
+async def test_kicking_the_last_silent_player_closes_the_question(server: str) -> None:
+    token, quiz_id = await signup_and_quiz(server, questions=QUESTIONS[:1])
+    host = await Client().connect(server, token)
+    pin = (await host.call("host_create", {"quiz_id": quiz_id}))["pin"]
+    ann, bob = await Client().connect(server), await Client().connect(server)
+    assert (await ann.call("join", {"pin": pin, "nickname": "Ann"}))["ok"]
+    bob_no = (await bob.call("join", {"pin": pin, "nickname": "Bob"}))["player"]
+    assert (await host.call("next"))["ok"]  # 10 s to answer
+    await ann.wait("question")
+    assert (await ann.call("answer", {"index": 0, "answer": 1}))["ok"]
+    assert (await host.call("kick", {"player": bob_no}))["ok"]
+    results = await ann.wait("question_results", timeout=3)  # long before the deadline
+    assert results["distribution"]["answered"] == 1
+    for c in (host, ann, bob):
         await c.close()

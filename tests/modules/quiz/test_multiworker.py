@@ -122,7 +122,10 @@ async def test_two_thousand_simultaneous_answers(cluster: Cluster) -> None:
     assert len(accepted) == CROWD
     assert sum(a["first"] for a in accepted) == 1
     # A second tap is refused: already answered, or the question had closed (all answered).
-    assert all(a.get("error") in ("already_answered", "not_open") for a in acks if not a["ok"])
+    unexpected = [
+        a for a in acks if not a["ok"] and a.get("error") not in ("already_answered", "not_open")
+    ]
+    assert not unexpected, unexpected[:5]
 
     await asyncio.gather(*[p.wait("question_results") for p in players])
     await asyncio.sleep(1.0)  # a second close would arrive by now
@@ -138,6 +141,11 @@ async def test_two_thousand_simultaneous_answers(cluster: Cluster) -> None:
     for player in sample:
         me = await player.call("me", {})
         assert me["score"] == earned[player.events["me"][0]["player"]]
+    if not host.sio.connected:
+        # On a saturated test machine the host client can miss a ping: it reconnects, as a
+        # real host's browser would, and the game is still there.
+        host = await Client().connect(cluster.urls[1], first_host.sio.connection_auth["token"])
+        assert (await host.call("host_join", {"pin": pin}))["status"] == "results"
     over = await host.call("finish", timeout=120)  # writes 2,000 players' results
     assert over["ok"], over
     assert len(over["podium"]) == 3
@@ -150,7 +158,24 @@ async def test_reconnect_to_the_other_worker_restores_state(cluster: Cluster) ->
     ann = await RawPlayer().connect(cluster.urls[0])
     joined = await ann.call("join", {"pin": pin, "nickname": "Ann"})
     bob = await RawPlayer().connect(cluster.urls[1])
-    await bob.call("join", {"pin": pin, "nickname": "Bob"})
+    bob_join = await bob.call("join", {"pin": pin, "nickname": "Bob"})
+    cy = await RawPlayer().connect(cluster.urls[1])
+    cy_join = await cy.call("join", {"pin": pin, "nickname": "Cy"})
+
+    # Lobby chat crosses workers; the host (worker 0) moderates players on worker 1.
+    assert (await ann.call("chat", {"text": "hi from worker 0"}))["ok"]
+    assert (await bob.wait("chat"))["text"] == "hi from worker 0"
+    assert (await bob.call("chat", {"text": "hi back"}))["ok"]
+    assert (await ann.wait("chat", 2))["text"] == "hi back"
+    assert (await host.call("mute", {"player": bob_join["player"]}))["ok"]
+    assert (await bob.call("chat", {"text": "still here"}))["error"] == "muted"
+    assert (await host.call("kick", {"player": cy_join["player"]}))["ok"]
+    assert (await cy.wait("kicked"))["player"] == cy_join["player"]
+    await cy.wait("disconnected", timeout=10)  # worker 1 dropped Cy's socket for the host
+    again_cy = await RawPlayer().connect(cluster.urls[0])
+    assert (await again_cy.call("rejoin", {"token": cy_join["token"]}))["error"] == "kicked"
+    await again_cy.close()
+
     assert (await host.call("next"))["ok"]
     await ann.wait("question")
     first = await ann.call("answer", {"index": 0, "answer": 1})
@@ -175,6 +200,7 @@ async def test_reconnect_to_the_other_worker_restores_state(cluster: Cluster) ->
     assert second["streak"] == 2
     assert (await again.call("me", {}))["rank"] == 1
     await again.close()
+    await cy.close()
     await bob.close()
     await host.close()
 

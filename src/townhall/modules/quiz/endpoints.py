@@ -21,6 +21,7 @@ from townhall.core.deps import (
 )
 from townhall.core.errors import BadRequest, ServiceUnavailable
 from townhall.core.platform import Platform
+from townhall.core.storage import Storage
 from townhall.modules.quiz import service, spreadsheet
 from townhall.modules.quiz.models import Quiz
 from townhall.modules.quiz.repository import GameRepository, QuizRepository
@@ -42,18 +43,20 @@ from townhall.modules.quiz.schemas import (
     ReportIn,
     ReportOut,
     ResolveIn,
+    UploadUrlIn,
+    UploadUrlOut,
 )
 
 log = structlog.get_logger(__name__)
+UPLOAD_URL_TTL = timedelta(minutes=10)
 router = APIRouter(prefix="/api/v1/quizzes", tags=["quiz"])
 
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def _image_urls(platform: Platform, quiz: Quiz) -> dict[str, str]:
     storage = getattr(platform, "storage", None)
-    keys = {q.image_key for q in quiz.questions if q.image_key}
+    keys = {q.image_key for q in quiz.questions if service.is_image_key(q.image_key)}
     if storage is None or not keys:
         return {}
     urls = {}
@@ -285,7 +288,14 @@ async def update_quiz(
     platform: PlatformDep,
 ) -> QuizOut:
     """Save the whole quiz (the editor's save: questions in their new order)."""
-    quiz = await service.update_quiz(session, principal, quiz_id, body)
+    quiz = await service.update_quiz(
+        session,
+        principal,
+        quiz_id,
+        body,
+        getattr(platform, "storage", None),
+        platform.settings.quiz_max_image_bytes,
+    )
     return await _out(session, platform, quiz, principal)
 
 
@@ -356,10 +366,8 @@ async def upload_image(
 ) -> ImageOut:
     """Store a question image; the key goes into the question, the URL is signed."""
     await service.get_own(session, quiz_id, principal)
-    storage = getattr(platform, "storage", None)
-    if storage is None:
-        raise ServiceUnavailable("object storage is not configured")
-    key = f"quiz/{quiz_id}/{uuid.uuid4().hex}"
+    storage = _storage(platform)
+    key = service.new_image_key(quiz_id)
 
     async def chunks() -> AsyncIterator[bytes]:
         while chunk := await file.read(64 * 1024):
@@ -370,9 +378,38 @@ async def upload_image(
         chunks(),
         max_bytes=platform.settings.quiz_max_image_bytes,
         declared_type=file.content_type,
-        allowed_types=IMAGE_TYPES,
+        allowed_types=service.IMAGE_TYPES,
     )
     return ImageOut(key=key, url=await storage.signed_url(key, expires=timedelta(hours=1)))
+
+
+@router.post("/{quiz_id}/images/upload-url", response_model=UploadUrlOut, status_code=201)
+async def image_upload_url(
+    quiz_id: uuid.UUID,
+    body: UploadUrlIn,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    platform: PlatformDep,
+) -> UploadUrlOut:
+    """A presigned PUT for a direct upload (to S3); saving the quiz with the key checks it."""
+    await service.get_own(session, quiz_id, principal)
+    storage = _storage(platform)
+    key = service.new_image_key(quiz_id)
+    url = await storage.signed_url(key, expires=UPLOAD_URL_TTL, method="PUT")
+    return UploadUrlOut(
+        key=key,
+        url=url,
+        headers={"Content-Type": body.content_type},
+        max_bytes=platform.settings.quiz_max_image_bytes,
+        expires_in=int(UPLOAD_URL_TTL.total_seconds()),
+    )
+
+
+def _storage(platform: Platform) -> Storage:
+    storage: Storage | None = getattr(platform, "storage", None)
+    if storage is None:
+        raise ServiceUnavailable("object storage is not configured")
+    return storage
 
 
 @router.get("/{quiz_id}/comments", response_model=list[CommentOut])

@@ -279,7 +279,7 @@ class QuizServer:
 
     async def _image_url(self, key: str | None) -> str | None:
         storage = getattr(self.platform, "storage", None)
-        if not key or storage is None:
+        if not service.is_image_key(key) or storage is None:
             return None
         try:
             url: str = await storage.signed_url(key, expires=timedelta(hours=1))
@@ -408,6 +408,12 @@ class QuizServer:
         )
         if player.sid:
             await self.sio.disconnect(player.sid, namespace=NAMESPACE)
+        if game.status == QUESTION:
+            # The kicked player may have been the last one the question was waiting for.
+            current = await self.store.game(game.pin)
+            answered = len(await self.store.answers(game.pin, game.q_index))
+            if current is not None and answered >= current.player_count:
+                await self.close_question(game.pin, game.q_index)
         return {}
 
     async def mute(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,11 @@ Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=40)
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Only keys the image upload hands out (quiz/<quiz id>/<random>): a free-form key would make
+# the API sign URLs for any blob in the store, including other apps' private files.
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+IMAGE_KEY_PATTERN = rf"^quiz/{_UUID}/[0-9a-f]{{32}}$"
+ImageKey = Annotated[str, StringConstraints(pattern=IMAGE_KEY_PATTERN)]
 
 
 class Input(BaseModel):
@@ -32,7 +37,7 @@ class QuestionIn(Input):
 
     type: QuestionType
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-    image_key: Annotated[str, StringConstraints(max_length=500)] | None = None
+    image_key: ImageKey | None = None
     time_limit: int = Field(20, ge=5, le=240)
     points: Literal[0, 1000, 2000] = 1000
     options: list[OptionIn] | None = None
@@ -100,7 +105,7 @@ class QuizIn(Input):
     title: ShortText
     description: Annotated[str, StringConstraints(max_length=5000)] = ""
     is_public: bool = False
-    cover_image_key: Annotated[str, StringConstraints(max_length=500)] | None = None
+    cover_image_key: ImageKey | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=10)
     questions: list[QuestionIn] = Field(default_factory=list, max_length=100)
 
@@ -162,6 +167,21 @@ class ReorderIn(Input):
 class ImageOut(BaseModel):
     key: str
     url: str
+
+
+class UploadUrlIn(Input):
+    content_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+
+
+class UploadUrlOut(BaseModel):
+    """A presigned PUT: send the bytes with this method, URL and headers, then save the key."""
+
+    key: str
+    url: str
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str]
+    max_bytes: int
+    expires_in: int
 
 
 class CommentIn(Input):

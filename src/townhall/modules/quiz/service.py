@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townhall.core.db import new_id, utcnow
 from townhall.core.deps import Principal
-from townhall.core.errors import BadRequest, Forbidden, NotFound
+from townhall.core.errors import AppError, BadRequest, Forbidden, NotFound, PayloadTooLarge
+from townhall.core.storage import BlobNotFound, Storage, resolve_content_type
 from townhall.modules.quiz import game as rules
 from townhall.modules.quiz.models import Game, Question, Quiz, QuizComment, QuizReport, QuizTag
 from townhall.modules.quiz.repository import GameRepository, QuizRepository
 from townhall.modules.quiz.schemas import (
+    IMAGE_KEY_PATTERN,
     CommentOut,
     GameResults,
     GameSummary,
@@ -26,6 +29,66 @@ from townhall.modules.quiz.schemas import (
     QuizSummary,
     ReportOut,
 )
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_SNIFF_BYTES = 4096
+
+
+def is_image_key(key: str | None) -> TypeGuard[str]:
+    """True for keys the quiz's image upload hands out; only those are ever signed."""
+    return key is not None and re.fullmatch(IMAGE_KEY_PATTERN, key) is not None
+
+
+def new_image_key(quiz_id: uuid.UUID) -> str:
+    return f"quiz/{quiz_id}/{uuid.uuid4().hex}"
+
+
+def _image_keys(body: QuizIn) -> set[str]:
+    keys = {q.image_key for q in body.questions if q.image_key}
+    return keys | ({body.cover_image_key} if body.cover_image_key else set())
+
+
+async def _check_images(
+    session: AsyncSession,
+    principal: Principal,
+    quiz_id: uuid.UUID,
+    new_keys: set[str],
+    storage: Storage | None,
+    max_bytes: int,
+) -> None:
+    """Newly referenced images: this quiz's own uploads, or images of a quiz the caller sees."""
+    sources = {uuid.UUID(key.split("/")[1]) for key in new_keys}
+    repo = QuizRepository(session)
+    for source in sources - {quiz_id}:
+        quiz = await repo.get(source)
+        if quiz is None or not can_view(quiz, principal):
+            raise BadRequest("image_key names an image of a quiz you cannot see")
+    if storage is None:
+        return
+    for key in sorted(k for k in new_keys if k.split("/")[1] == str(quiz_id)):
+        await verify_upload(storage, key, max_bytes)
+
+
+async def verify_upload(storage: Storage, key: str, max_bytes: int) -> None:
+    """A direct (presigned PUT) upload must be an image within the limit; else it is deleted."""
+    try:
+        info = await storage.stat(key)
+    except BlobNotFound as exc:
+        raise BadRequest("image_key names an image that was never uploaded") from exc
+    try:
+        if info.size > max_bytes:
+            raise PayloadTooLarge(f"image is larger than the limit of {max_bytes} bytes")
+        _, chunks = await storage.open(key)
+        head = b""
+        async for chunk in chunks:
+            head += chunk
+            if len(head) >= _SNIFF_BYTES:
+                break
+        resolve_content_type(head[:_SNIFF_BYTES], info.content_type, IMAGE_TYPES)
+    except AppError:
+        # S3 cannot limit a presigned PUT: a rejected upload must not stay behind.
+        await storage.delete(key)
+        raise
 
 
 def can_view(quiz: Quiz, principal: Principal | None) -> bool:
@@ -73,6 +136,8 @@ def apply_body(quiz: Quiz, body: QuizIn) -> None:
 
 async def create_quiz(session: AsyncSession, principal: Principal, body: QuizIn) -> Quiz:
     quiz = Quiz(id=new_id(), owner_id=principal.id, questions=[], tags=[])
+    # A new quiz has no uploads of its own yet: only images of visible quizzes (copies).
+    await _check_images(session, principal, quiz.id, _image_keys(body), None, 0)
     apply_body(quiz, body)
     QuizRepository(session).add(quiz)
     await session.flush()
@@ -80,9 +145,17 @@ async def create_quiz(session: AsyncSession, principal: Principal, body: QuizIn)
 
 
 async def update_quiz(
-    session: AsyncSession, principal: Principal, quiz_id: uuid.UUID, body: QuizIn
+    session: AsyncSession,
+    principal: Principal,
+    quiz_id: uuid.UUID,
+    body: QuizIn,
+    storage: Storage | None = None,
+    max_image_bytes: int = 0,
 ) -> Quiz:
     quiz = await get_own(session, quiz_id, principal)
+    known = {q.image_key for q in quiz.questions if q.image_key} | {quiz.cover_image_key}
+    new_keys = _image_keys(body) - known
+    await _check_images(session, principal, quiz.id, new_keys, storage, max_image_bytes)
     apply_body(quiz, body)
     await session.flush()
     return quiz
@@ -141,7 +214,8 @@ def question_in(question: Question) -> QuestionIn:
     return QuestionIn(
         type=question.type,
         text=question.text,
-        image_key=question.image_key,
+        # Rows saved before keys were validated may hold other keys: never carried over.
+        image_key=question.image_key if is_image_key(question.image_key) else None,
         time_limit=question.time_limit,
         points=question.points,
         **question.spec,
@@ -153,7 +227,7 @@ def export_quiz(quiz: Quiz) -> QuizIn:
         title=quiz.title,
         description=quiz.description,
         is_public=quiz.is_public,
-        cover_image_key=quiz.cover_image_key,
+        cover_image_key=quiz.cover_image_key if is_image_key(quiz.cover_image_key) else None,
         tags=[t.tag for t in quiz.tags],
         questions=[question_in(q) for q in quiz.questions],
     )
