@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from tests.fixtures.app import make_settings
 from tests.fixtures.services import free_port
+from websockets.asyncio.client import ClientConnection, connect
 
 from townhall.core.auth.rbac import grant_role
 from townhall.core.auth.service import AuthService, ClientInfo
@@ -212,3 +214,32 @@ async def serving(app: FastAPI) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+async def open_ws(port: int, world: World, who: str) -> ClientConnection:
+    token = world.users[who]["access_token"]
+    ws = await connect(f"ws://127.0.0.1:{port}/api/v1/reports/ws?token={token}")
+    hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert hello["type"] == "ready"
+    return ws
+
+
+async def drain(ws: ClientConnection, seconds: float = 0.3) -> list[dict[str, Any]]:
+    """Every notification that arrives within `seconds` (pings skipped)."""
+    got = []
+    while True:
+        try:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), seconds))
+        except TimeoutError:
+            return got
+        if msg.get("type") == "notification":
+            got.append(msg["notification"])
+
+
+async def wait_for(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    for _ in range(100):
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if msg.get("type") == "notification" and msg["notification"]["kind"] == kind:
+            note: dict[str, Any] = msg["notification"]
+            return note
+    raise AssertionError(f"no {kind} notification")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from xml.etree import ElementTree as ET
+
+from townhall.core.db import utcnow
+from townhall.modules.report.repository import ReportRepository
 
 from .conftest import JEONJU, SEOUL, World
 
@@ -138,3 +143,40 @@ async def test_errors_are_open311_arrays(world: World) -> None:
     r = await c.get("/open311/v2/requests/not-an-id.json")
     assert r.json() == [{"code": 404, "description": "unknown service_request_id"}]
     assert (await c.get("/open311/v2/requests.json")).json() == []  # nothing was created
+
+
+async def test_requests_default_window_and_pages(world: World) -> None:
+    c = world.client
+    ids = [(await world.file("alice", title=f"Pothole {n}"))["id"] for n in range(3)]
+    for rid in ids:
+        await world.wait_analyzed(rid)
+    # The oldest was filed 100 days ago: outside the default 90-day window.
+    async with world.platform.db.session() as session:
+        report = await ReportRepository(session).get(uuid.UUID(ids[0]))
+        assert report is not None
+        report.created_at = utcnow() - timedelta(days=100)
+    listed = [x["service_request_id"] for x in (await c.get("/open311/v2/requests.json")).json()]
+    assert listed == [ids[2], ids[1]]
+    since = (utcnow() - timedelta(days=120)).isoformat()
+    r = await c.get("/open311/v2/requests.json", params={"start_date": since})
+    assert len(r.json()) == 3
+    r = await c.get("/open311/v2/requests.json", params={"service_request_id": ids[0]})
+    assert [x["service_request_id"] for x in r.json()] == [ids[0]]  # ids ignore the window
+    pages = [
+        [
+            x["service_request_id"]
+            for x in (
+                await c.get(
+                    "/open311/v2/requests.json",
+                    params={"start_date": since, "page_size": 2, "page": page},
+                )
+            ).json()
+        ]
+        for page in (1, 2, 3)
+    ]
+    assert pages == [[ids[2], ids[1]], [ids[0]], []]
+    for params in ({"page": "0"}, {"page_size": "x"}, {"page_size": "1001"}):
+        r = await c.get("/open311/v2/requests.json", params=params)
+        assert r.status_code == 400, params
+        [error] = r.json()
+        assert error["code"] == 400

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from tests.fixtures.app import make_settings
 from tests.fixtures.jobs import cleanup_broker, running_worker
@@ -18,6 +19,7 @@ from townhall.core.jobs.models import Job
 from townhall.core.platform import Platform
 
 from .conftest import World
+from .lifecycle import lifecycle
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -40,17 +42,11 @@ async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]
     await cleanup_broker(s)
 
 
-async def test_filed_report_is_analysed_and_routed_by_a_rabbitmq_worker(
-    world: World, platform: Platform
+async def test_lifecycle_with_a_rabbitmq_worker_and_live_notifications(
+    app: FastAPI, world: World, platform: Platform
 ) -> None:
+    """The same scenario as test_flow, with a separate consumer of queue `report` on RabbitMQ."""
     async with running_worker(platform, ["report"]):
-        report = await world.file("alice", description="도로 포트홀 pothole, 위험")
-        analysed = await world.wait_analyzed(report["id"], "admin")
-        assert analysed["routing"] == "routed"
-        assert analysed["department_id"] == world.dept["roads"]
-        notes = await world.client.get(
-            "/api/v1/reports/notifications", headers=world.h("roads_officer")
-        )
-        assert [n["kind"] for n in notes.json()] == ["report.routed"]
+        await lifecycle(app, world)
     async with platform.db.session() as session:  # nothing went through the embedded broker
         assert await session.scalar(select(func.count()).select_from(Job)) == 0

@@ -11,16 +11,27 @@ ROLES = ("anonymous", "alice", "roads_officer", "light_officer", "roads_admin", 
 # action -> expected status per role (in ROLES order)
 MATRIX: dict[str, tuple[int, ...]] = {
     "file": (401, 201, 201, 201, 201, 201),
+    "mine": (401, 200, 200, 200, 200, 200),
+    "public_comment": (401, 201, 201, 201, 201, 201),
+    "follow": (401, 200, 200, 200, 200, 200),
     "staff_view": (0, 0, 1, 0, 1, 1),  # 1 = unmasked staff view with the analysis
+    "inbox": (401, 403, 200, 200, 200, 200),  # light_officer: their (empty) department
+    "triage": (401, 403, 403, 403, 403, 200),
     "status": (401, 403, 200, 403, 200, 200),
     "internal_comment": (401, 403, 201, 403, 201, 201),
     "assign_other": (401, 403, 403, 403, 200, 200),
+    "self_assign": (401, 403, 200, 403, 200, 422),  # admin is not an officer of roads
+    "merge": (401, 403, 200, 403, 200, 200),
     "override": (401, 403, 403, 403, 200, 200),
     "stats": (401, 403, 403, 403, 200, 200),
     "audit": (401, 403, 403, 403, 200, 200),
     "report_audit": (401, 403, 200, 403, 200, 200),
     "manage_category": (401, 403, 403, 403, 403, 201),
+    "manage_department": (401, 403, 403, 403, 403, 201),
+    "manage_rule": (401, 403, 403, 403, 403, 201),
+    "reanalyze": (401, 403, 403, 403, 403, 200),
     "grant_officer": (401, 403, 403, 403, 204, 204),
+    "revoke_officer": (401, 403, 403, 403, 204, 204),
     "grant_department_admin": (401, 403, 403, 403, 403, 204),
 }
 
@@ -34,6 +45,38 @@ async def act(world: World, action: str, who: str, rid: str, n: int) -> int:
             return r.status_code
         await world.file(who, title=f"by {who}")
         return 201
+    if action in ("mine", "inbox", "triage"):
+        return (await c.get(f"/api/v1/reports?queue={action}", headers=h)).status_code
+    if action == "public_comment":
+        r = await c.post(f"/api/v1/reports/{rid}/comments", json={"body": "+1"}, headers=h)
+        return r.status_code
+    if action == "follow":
+        return (await c.put(f"/api/v1/reports/{rid}/follow", headers=h)).status_code
+    if action == "self_assign":
+        r = await c.post(f"/api/v1/reports/{rid}/assign", json={"note": "mine"}, headers=h)
+        return r.status_code
+    if action == "merge":
+        dupe = await world.file("alice", title=f"dupe {n}", description="도로 포트홀 pothole")
+        assert (await world.wait_analyzed(dupe["id"]))["department_id"] == world.dept["roads"]
+        r = await c.post(
+            f"/api/v1/reports/{dupe['id']}/merge", json={"into_id": rid, "note": "same"}, headers=h
+        )
+        return r.status_code
+    if action == "manage_department":
+        r = await c.post(
+            "/api/v1/reports/admin/departments", json={"slug": f"d{n}", "name": "D"}, headers=h
+        )
+        return r.status_code
+    if action == "manage_rule":
+        r = await c.post(
+            "/api/v1/reports/admin/rules",
+            json={"category": "trash", "department_id": world.dept["roads"], "position": n},
+            headers=h,
+        )
+        return r.status_code
+    if action == "reanalyze":
+        r = await c.post("/api/v1/reports/admin/reanalyze", json={"limit": 1}, headers=h)
+        return r.status_code
     if action == "staff_view":
         body = (await c.get(f"/api/v1/reports/{rid}", headers=h)).json()
         return int(body["analysis"] is not None and body["masked"] is False)
@@ -74,8 +117,9 @@ async def act(world: World, action: str, who: str, rid: str, n: int) -> int:
             headers=h,
         )
         return r.status_code
-    role = "officer" if action == "grant_officer" else "department_admin"
-    r = await c.post(
+    role = "department_admin" if action == "grant_department_admin" else "officer"
+    r = await c.request(
+        "DELETE" if action == "revoke_officer" else "POST",
         "/api/v1/reports/admin/staff",
         json={"email": "bob@example.com", "role": role, "department_id": world.dept["roads"]},
         headers=h,
@@ -100,6 +144,11 @@ async def test_rbac_matrix(world: World) -> None:
     r = await world.client.get("/api/v1/reports/audit", headers=world.h("admin"))
     grants = [a for a in r.json() if a["action"] == "permission.granted"]
     assert {a["after"]["role"] for a in grants} >= {"officer", "department_admin"}
+    revokes = [a for a in r.json() if a["action"] == "permission.revoked"]
+    assert {a["before"]["role"] for a in revokes} == {"officer"}
+    # Merging the duplicates into it left the original itself untouched.
+    body = (await world.client.get(f"/api/v1/reports/{rid}")).json()
+    assert body["status"] != "duplicate"
 
 
 async def test_other_department_cannot_act_and_nothing_changes(world: World) -> None:

@@ -87,6 +87,10 @@ async def test_remote_providers_classify_route_and_blur(
     assert a["vision_model"]["provider"] == "roboflow"
     assert {d["label"] for d in a["detections"]} == {"face", "pothole"}
     assert "pothole" in fake_ai.chat_requests[0]["messages"][-1]["content"]
+    # Roboflow got the upright, EXIF-free public copy, never the original.
+    [sent] = fake_ai.detect_requests
+    assert sent["image"][:2] == b"\xff\xd8"  # the JPEG copy, not the PNG upload
+    assert dict(Image.open(io.BytesIO(sent["image"])).getexif()) == {}
     assert analysed["department_id"] == world.dept["lighting"]
     # The public copy is blurred where the face was (box 6,4 - 26,20), not elsewhere.
     assert analysed["photos"][0]["url"]

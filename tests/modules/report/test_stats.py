@@ -71,13 +71,36 @@ async def test_category_crud_and_reanalysis(world: World, platform: Platform) ->
         "/api/v1/reports/admin/categories", json={"code": "graffiti", "name": "x"}, headers=h
     )
     assert r.status_code == 409
-    # Re-analysis (what `townhall reports reanalyze` enqueues) now routes it.
+    # Batch re-analysis from the admin API (the CLI shares enqueue_reanalysis) routes it now.
+    r = await world.client.post(
+        "/api/v1/reports/admin/reanalyze", json={"status": ["received"]}, headers=world.h("alice")
+    )
+    assert r.status_code == 403
+    r = await world.client.post(
+        "/api/v1/reports/admin/reanalyze", json={"status": ["flying"]}, headers=h
+    )
+    assert r.status_code == 422
+    r = await world.client.post(
+        "/api/v1/reports/admin/reanalyze", json={"status": ["resolved"]}, headers=h
+    )
+    assert r.json() == {"enqueued": 0}
+    r = await world.client.post("/api/v1/reports/admin/reanalyze", json={}, headers=h)
+    assert r.json() == {"enqueued": 1}
+    await world.settle()
+    body = (await world.client.get(f"/api/v1/reports/{report['id']}", headers=h)).json()
+    assert body["analysis"]["category"] == "graffiti"
+    assert body["department_id"] == world.dept["lighting"]
+    assert body["routing"] == "routed"
+    # A direct run (what the job does) is idempotent.
     analysis = await analyze_report(platform, uuid.UUID(report["id"]))
     assert analysis is not None
     assert analysis["category"] == "graffiti"
-    body = (await world.client.get(f"/api/v1/reports/{report['id']}")).json()
-    assert body["department_id"] == world.dept["lighting"]
-    assert body["routing"] == "routed"
+    # A department that still holds reports cannot be deleted (they would vanish from inboxes).
+    r = await world.client.delete(
+        f"/api/v1/reports/admin/departments/{world.dept['lighting']}", headers=h
+    )
+    assert r.status_code == 409
+    assert "reroute" in r.json()["detail"]
     r = await world.client.post(
         "/api/v1/reports/admin/departments", json={"slug": "parks", "name": "Parks"}, headers=h
     )
@@ -99,6 +122,7 @@ async def test_category_crud_and_reanalysis(world: World, platform: Platform) ->
         "department.deleted",
         "category.created",
         "rule.created",
+        "report.reanalyze",
     } <= {a["action"] for a in r.json()}
     r = await world.client.delete(f"/api/v1/reports/admin/categories/{cat['id']}", headers=h)
     assert r.status_code == 204

@@ -11,8 +11,8 @@ from townhall.core.errors import Forbidden
 # Permissions
 CREATE = "report.create"  # file, comment publicly, follow (every signed-up account)
 STAFF_READ = "report.staff_read"  # see internal comments, unmasked text, analysis, audit trail
-HANDLE = "report.handle"  # change status, comment internally, assign to oneself
-ASSIGN = "report.assign"  # assign others, reroute, override AI, merge duplicates
+HANDLE = "report.handle"  # change status, comment internally, assign to oneself, merge duplicates
+ASSIGN = "report.assign"  # assign others, reroute, override AI
 STATS = "report.stats"  # statistics and audit log of the scope
 STAFF_GRANT = "report.staff_grant"  # grant/revoke officer in the scope
 MANAGE = "report.manage"  # departments, categories, routing rules (admin)

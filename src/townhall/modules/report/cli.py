@@ -28,12 +28,10 @@ def reanalyze(
 async def _reanalyze(status: list[str], limit: int) -> int:
     from townhall.core.config import get_settings
     from townhall.core.platform import build_platform
-    from townhall.modules.report.repository import ReportRepository
+    from townhall.modules.report import tasks  # registers report.analyze
+    from townhall.modules.report.service import enqueue_reanalysis
 
-    async with build_platform(get_settings()) as platform:
-        async with platform.db.session() as session:
-            rows, _ = await ReportRepository(session).find(status=status, limit=limit)
-            ids = [str(r.id) for r in rows]
-        for report_id in ids:
-            await platform.jobs.enqueue("report.analyze", report_id=report_id)
-    return len(ids)
+    del tasks
+
+    async with build_platform(get_settings()) as platform, platform.db.session() as session:
+        return await enqueue_reanalysis(session, platform, status, limit)

@@ -28,6 +28,7 @@ from townhall.modules.report.schemas import (
     NearbyOut,
     NotificationOut,
     Override,
+    Reanalyze,
     ReportDraft,
     ReportOut,
     ReportPage,
@@ -353,6 +354,14 @@ async def create_rule(body: RuleIn, principal: CurrentPrincipal, service: Servic
 @admin.delete("/rules/{rule_id}", status_code=204)
 async def delete_rule(rule_id: uuid.UUID, principal: CurrentPrincipal, service: Service) -> None:
     await service.delete_rule(rule_id)
+
+
+@admin.post("/reanalyze")
+async def reanalyze(
+    body: Reanalyze, principal: CurrentPrincipal, service: Service
+) -> dict[str, int]:
+    """Batch re-analysis: enqueue report.analyze for the reports in `status` (admin)."""
+    return {"enqueued": await service.reanalyze(body)}
 
 
 @admin.post("/staff", status_code=204)

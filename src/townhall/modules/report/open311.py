@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData
 
 from townhall.core.auth.service import AuthService
+from townhall.core.db import utcnow
 from townhall.core.deps import Principal, authenticate, token_from
 from townhall.core.errors import AppError
 from townhall.core.platform import Platform
@@ -24,6 +25,8 @@ from townhall.modules.report.service import ReportService
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 SPEC = "http://wiki.open311.org/GeoReport_v2"
+DEFAULT_WINDOW = timedelta(days=90)
+MAX_PAGE = 1000  # the spec's 1000-result cap doubles as the page_size limit
 
 
 class Open311Error(Exception):
@@ -123,7 +126,10 @@ async def _request_row(
         "lat": r.lat,
         "long": r.lng,
         "media_url": (
-            await service.platform.storage.signed_url(photos[0].public_key) if photos else None
+            # the public copy is published once the analysis has blurred faces and plates
+            await service.platform.storage.signed_url(photos[0].public_key)
+            if photos and r.analyzed_at is not None
+            else None
         ),
     }
 
@@ -154,6 +160,19 @@ def _float(value: Any, name: str) -> float:
         raise Open311Error(400, f"{name} must be a number") from None
     if out != out or out in (float("inf"), float("-inf")):
         raise Open311Error(400, f"{name} must be a number")
+    return out
+
+
+def _int(value: str | None, name: str, default: int) -> int:
+    """A positive integer query parameter (the page/page_size extension), at most 1000 pages."""
+    if value in (None, ""):
+        return default
+    try:
+        out = int(value)
+    except ValueError:
+        raise Open311Error(400, f"{name} must be a positive integer") from None
+    if not 1 <= out <= MAX_PAGE:
+        raise Open311Error(400, f"{name} must be between 1 and {MAX_PAGE}")
     return out
 
 
@@ -227,16 +246,22 @@ async def _list_requests(service: ReportService, request: Request, fmt: str) -> 
     for key, name in (("start_date", "since"), ("end_date", "until")):
         if q.get(key):
             try:
-                dates[name] = datetime.fromisoformat(q[key].replace("Z", "+00:00"))
+                when = datetime.fromisoformat(q[key].replace("Z", "+00:00"))
             except ValueError:
                 raise Open311Error(400, f"{key} must be a w3 datetime") from None
+            dates[name] = when if when.tzinfo else when.replace(tzinfo=UTC)  # the spec wants a zone
+    if ids is None and "since" not in dates:
+        # The spec's default window: the 90 days up to end_date (or now).
+        dates["since"] = dates.get("until", utcnow()) - DEFAULT_WINDOW
+    page, page_size = _int(q.get("page"), "page", 1), _int(q.get("page_size"), "page_size", 1000)
     rows, _ = await service.repo.find(
         ids=ids,
         category_ids=category_ids,
         status=statuses,
         since=dates.get("since"),
         until=dates.get("until"),
-        limit=1000 if ids else 200,
+        limit=page_size,
+        offset=(page - 1) * page_size,
     )
     categories = {c.id: c for c in await service.repo.categories()}
     agencies = {d.id: d.name for d in await service.repo.departments()}

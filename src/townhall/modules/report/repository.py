@@ -118,6 +118,19 @@ class ReportRepository:
         rows = (await self.session.scalars(q)).all()
         return rows, int(await self.session.scalar(cq) or 0)
 
+    async def count_in_department(self, department_id: uuid.UUID) -> int:
+        q = select(func.count()).select_from(Report).where(Report.department_id == department_id)
+        return int(await self.session.scalar(q) or 0)
+
+    async def ids_in_status(self, status: Sequence[str], limit: int) -> list[uuid.UUID]:
+        q = (
+            select(Report.id)
+            .where(Report.status.in_(list(status)))
+            .order_by(Report.created_at.desc(), Report.id)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(q)).all())
+
     async def nearby_open(
         self, lat: float, lng: float, radius_m: float, category_id: uuid.UUID | None
     ) -> Sequence[Report]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,20 @@ class Override(In):
 class Merge(In):
     into_id: uuid.UUID
     note: str = Field(default="", max_length=2000)
+
+
+StatusName = Literal["received", "assigned", "in_progress", "resolved", "rejected", "duplicate"]
+
+
+def _open_statuses() -> list[StatusName]:
+    return ["received", "assigned", "in_progress"]
+
+
+class Reanalyze(In):
+    """Which reports a batch re-analysis covers (default: every open one)."""
+
+    status: list[StatusName] = Field(default_factory=_open_statuses, min_length=1)
+    limit: int = Field(default=1000, ge=1, le=100_000)
 
 
 class CommentIn(In):

@@ -16,7 +16,7 @@ from townhall.core.auth.rbac import grant_role
 from townhall.core.auth.repository import RoleRepository
 from townhall.core.db import after_commit, utcnow
 from townhall.core.deps import Principal
-from townhall.core.errors import BadRequest, Conflict, NotFound, Unprocessable
+from townhall.core.errors import BadRequest, Conflict, NotFound, Unauthorized, Unprocessable
 from townhall.core.jobs import enqueue_after_commit
 from townhall.core.platform import Platform
 from townhall.modules.report import auth, workflow
@@ -50,6 +50,7 @@ from townhall.modules.report.schemas import (
     NearbyOut,
     Override,
     PhotoOut,
+    Reanalyze,
     ReportDraft,
     ReportOut,
     RuleIn,
@@ -282,7 +283,7 @@ class ReportService:
         return (await self.outs([report], detail=detail))[0]
 
     async def outs(self, reports: Sequence[Report], *, detail: bool = False) -> list[ReportOut]:
-        """Serialise for the principal: staff of the department see unmasked text (audited)."""
+        """Serialise for the principal; only a staff detail view shows unmasked text (audited)."""
         categories = {c.id: c for c in await self.repo.categories()}
         departments = {d.id: d for d in await self.repo.departments()}
         user_ids = {r.reporter_id for r in reports if r.reporter_id}
@@ -294,9 +295,16 @@ class ReportService:
             category = categories.get(r.category_id) if r.category_id else None
             department = departments.get(r.department_id) if r.department_id else None
             reporter = users.get(r.reporter_id) if r.reporter_id else None
-            clean = (lambda t: t) if staff else mask_pii
+            # Lists stay masked for everyone, so each unmasked view is a detail view we audit.
+            reveal = staff and detail
+            clean = (lambda t: t) if reveal else mask_pii
+            # Faces and plates are blurred by the analysis: until then only staff and the
+            # reporter see the photos.
+            show_photos = (
+                staff or r.analyzed_at is not None or (me is not None and r.reporter_id == me)
+            )
             photos = []
-            for p in await self.repo.photos(r.id):
+            for p in await self.repo.photos(r.id) if show_photos else ():
                 photos.append(
                     PhotoOut(
                         id=p.id,
@@ -339,9 +347,10 @@ class ReportService:
                 resolved_at=r.resolved_at,
                 photos=photos,
                 analysis=r.analysis if staff else None,
-                masked=not staff,
+                masked=not reveal,
             )
             if detail:
+                updates = await self.repo.updates(r.id)
                 out.updates = [
                     UpdateOut(
                         from_status=u.from_status,
@@ -349,14 +358,21 @@ class ReportService:
                         note=clean(u.note),
                         created_at=u.created_at,
                     )
-                    for u in await self.repo.updates(r.id)
+                    for u in updates
                 ]
                 comments = await self.repo.comments(r.id, internal=staff)
                 authors = await self.repo.users({c.author_id for c in comments if c.author_id})
+                hidden = r.anonymous and not staff and r.reporter_id != me
                 out.comments = [
                     CommentOut(
                         id=c.id,
-                        author=authors[c.author_id].display_name if c.author_id in authors else "",
+                        author=(
+                            "Anonymous reporter"
+                            if hidden and c.author_id == r.reporter_id
+                            else authors[c.author_id].display_name
+                            if c.author_id in authors
+                            else ""
+                        ),
                         body=clean(c.body),
                         internal=c.internal,
                         created_at=c.created_at,
@@ -365,8 +381,14 @@ class ReportService:
                 ]
                 if me is not None:
                     out.following = await self.repo.follow(r.id, me) is not None
-                texts = [r.title, r.description, r.address, *(c.body for c in comments)]
-                if staff and any(has_pii(t) for t in texts):
+                texts = [
+                    r.title,
+                    r.description,
+                    r.address,
+                    *(c.body for c in comments),
+                    *(u.note for u in updates),
+                ]
+                if reveal and any(has_pii(t) for t in texts):
                     await self.audit("pii.view", r, target="report text")
             result.append(out)
         return result
@@ -376,15 +398,16 @@ class ReportService:
     ) -> tuple[list[ReportOut], int]:
         """public | mine | inbox (my departments) | triage (no department) | all (staff scope)."""
         kwargs: dict[str, Any] = {"status": status, "limit": limit, "offset": offset}
+        if queue != "public" and self.principal is None:
+            raise Unauthorized(f"sign in to see the {queue} queue")
         if queue == "mine":
-            if self.principal is None:
-                raise BadRequest("sign in to see your reports")
+            assert self.principal is not None
             kwargs["reporter_id"] = self.principal.id
         elif queue in ("inbox", "all"):
             scope = auth.departments_with(self.principal, auth.STAFF_READ)
             if scope is not None and not scope:
                 raise_forbidden()
-            if (queue == "inbox" and scope is not None) or scope is not None:
+            if scope is not None:  # None: unscoped staff see every department
                 kwargs["departments"] = scope
         elif queue == "triage":
             if auth.departments_with(self.principal, auth.ASSIGN) is not None:
@@ -640,6 +663,10 @@ class ReportService:
         row = await self.repo.department(department_id)
         if row is None:
             raise NotFound("department not found")
+        # The FK would silently drop those reports out of every inbox.
+        held = await self.repo.count_in_department(row.id)
+        if held:
+            raise Conflict(f"department {row.slug!r} holds {held} report(s); reroute them first")
         await self.audit(
             "department.deleted", target=row.slug, before={"name": row.name}, department_id=row.id
         )
@@ -693,6 +720,13 @@ class ReportService:
             raise NotFound("rule not found")
         await self.audit("rule.deleted", target=str(row.id), before={"position": row.position})
         await self.repo.delete(row)
+
+    async def reanalyze(self, body: Reanalyze) -> int:
+        """Batch re-analysis (admin): enqueue report.analyze for reports in these statuses."""
+        self._manage()
+        count = await enqueue_reanalysis(self.session, self.platform, body.status, body.limit)
+        await self.audit("report.reanalyze", target=",".join(body.status), after={"count": count})
+        return count
 
     async def grant_staff(self, body: StaffGrant, *, revoke: bool = False) -> None:
         """Grant or revoke officer/department_admin in a department (a permission change)."""
@@ -766,6 +800,16 @@ class ReportService:
         return await self.repo.audit(
             departments=scope, report_id=report_id, limit=limit, offset=offset
         )
+
+
+async def enqueue_reanalysis(
+    session: AsyncSession, platform: Platform, status: Sequence[str], limit: int
+) -> int:
+    """Queue report.analyze (after the commit) for the newest reports in these statuses."""
+    ids = await ReportRepository(session).ids_in_status(status, limit)
+    for report_id in ids:
+        enqueue_after_commit(session, platform.jobs, "report.analyze", report_id=str(report_id))
+    return len(ids)
 
 
 def raise_forbidden() -> NoReturn:

@@ -40,7 +40,9 @@ def build_prompt(title: str, description: str, codes: list[str], labels: list[st
 async def _detect(
     platform: Platform, photo: ReportPhoto
 ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
-    data = await platform.storage.get(photo.original_key)
+    # The detector sees the public copy: upright (its boxes match the copy we blur) and without
+    # EXIF, so a remote provider never receives the GPS position or camera data.
+    data = await platform.storage.get(photo.public_key)
     result = await platform.ai.detect_objects(data, task="report.detect")
     found: list[dict[str, Any]] = [
         {
