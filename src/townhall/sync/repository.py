@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     LargeBinary,
     Table,
     Text,
@@ -112,6 +113,52 @@ def _update_and_record() -> Any:
 UPDATE_AND_RECORD_PG = _update_and_record()
 _COLLECTIONS = cast(Table, SyncCollection.__table__)
 _MEMBERS = cast(Table, SyncMember.__table__)
+
+
+def _writable_locked_read(stored: Any) -> Any:
+    """Write access check + stream lock + document read as one statement, built once.
+
+    A row comes back only when the caller may write (the server, the owner or a `write`
+    member), so a refused caller never takes the stream lock; the caller then asks
+    collection_access why (404 or 403).
+    """
+    colls, members, streams, docs = _COLLECTIONS, _MEMBERS, STREAMS, DOCS
+    join = (
+        colls.join(streams, streams.c.stream == colls.c.id)
+        .outerjoin(
+            members,
+            and_(
+                members.c.collection_id == colls.c.id,
+                members.c.user_id == bindparam("user_id", type_=members.c.user_id.type),
+            ),
+        )
+        .outerjoin(docs, and_(docs.c.collection_id == colls.c.id, docs.c.id == bindparam("doc_id")))
+    )
+    collection = [
+        colls.c.id.label("c_id"),
+        colls.c.slug.label("c_slug"),
+        colls.c.name.label("c_name"),
+        colls.c.owner_id.label("c_owner_id"),
+        colls.c.created_at.label("c_created_at"),
+        colls.c.updated_at.label("c_updated_at"),
+    ]
+    return (
+        select(*collection, docs, stored.label("stored_bytes"))
+        .select_from(join)
+        .where(
+            colls.c.slug == bindparam("slug"),
+            or_(
+                bindparam("server", type_=Boolean),
+                colls.c.owner_id == bindparam("user_id"),
+                members.c.role == "write",
+            ),
+        )
+        .with_for_update(of=streams)
+    )
+
+
+WRITABLE_LOCKED_READ_PG = _writable_locked_read(func.octet_length(sql_cast(DOCS.c.data, Text)))
+WRITABLE_LOCKED_READ_SQLITE = _writable_locked_read(func.length(sql_cast(DOCS.c.data, LargeBinary)))
 ACCESS_READ = (
     select(_COLLECTIONS, _MEMBERS.c.role)
     .select_from(
@@ -235,6 +282,29 @@ class SyncRepository:
         params = {"collection_id": collection_id, "doc_id": doc_id}
         row = (await self.session.execute(query, params)).one_or_none()
         return None if row is None or row.id is None else row
+
+    async def lock_writable_document(
+        self, slug: str, user_id: uuid.UUID | None, doc_id: str
+    ) -> tuple[SyncCollection, Row[Any] | None] | None:
+        """lock_stream_and_get_document by slug, if `user_id` (None: the server) may write.
+
+        One round trip instead of an access query plus the locking read; None when the
+        collection is unknown or the caller may not write to it.
+        """
+        query = WRITABLE_LOCKED_READ_PG if self.is_postgres else WRITABLE_LOCKED_READ_SQLITE
+        params = {"slug": slug, "user_id": user_id, "doc_id": doc_id, "server": user_id is None}
+        row = (await self.session.execute(query, params)).one_or_none()
+        if row is None:
+            return None
+        collection = SyncCollection(
+            id=row.c_id,
+            slug=row.c_slug,
+            name=row.c_name,
+            owner_id=row.c_owner_id,
+            created_at=row.c_created_at,
+            updated_at=row.c_updated_at,
+        )
+        return collection, None if row.id is None else row
 
     async def list_documents(
         self, collection_id: uuid.UUID, *, after: str | None, limit: int, include_deleted: bool

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townhall.core.config import Settings
@@ -278,10 +279,9 @@ class SyncService:
         expected_version: int | None = None,
     ) -> WriteResult:
         """Apply `edit` with optimistic concurrency; record its patch as an event in this tx."""
-        coll = await self._writable(principal, collection)
         attempts = self.settings.sync_max_retries + 1 if expected_version is None else 1
         for attempt in range(1, attempts + 1):
-            current = await self.repo.lock_stream_and_get_document(coll.id, doc_id)
+            coll, current = await self._lock_writable(principal, collection, doc_id)
             if current is None or current.deleted:
                 raise NotFound(f"document {doc_id!r} not found")
             if expected_version is not None and current.version != expected_version:
@@ -344,10 +344,9 @@ class SyncService:
         expected_version: int | None = None,
     ) -> WriteResult:
         """Tombstone a document: the row stays (deleted=True) and a `delete` event is recorded."""
-        coll = await self._writable(principal, collection)
         attempts = self.settings.sync_max_retries + 1 if expected_version is None else 1
         for attempt in range(1, attempts + 1):
-            current = await self.repo.lock_stream_and_get_document(coll.id, doc_id)
+            coll, current = await self._lock_writable(principal, collection, doc_id)
             if current is None or current.deleted:
                 raise NotFound(f"document {doc_id!r} not found")
             if expected_version is not None and current.version != expected_version:
@@ -367,6 +366,24 @@ class SyncService:
                 return await self._record(coll, principal, view, "delete", None, attempt, seq)
             await self._backoff(attempt)
         raise Conflict("too much contention on this document; retry")
+
+    async def _lock_writable(
+        self, principal: Principal | None, collection: str | SyncCollection, doc_id: str
+    ) -> tuple[SyncCollection, Row[Any] | None]:
+        """Check write access, take the stream's writer lock and read the document.
+
+        One round trip on the hot path (the check is part of the locking read, in the same
+        transaction); a refusal is explained by the access check's 404 or 403.
+        """
+        slug = collection.slug if isinstance(collection, SyncCollection) else collection
+        found = await self.repo.lock_writable_document(
+            slug, principal.id if principal is not None else None, doc_id
+        )
+        if found is not None:
+            return found
+        coll = await self._writable(principal, collection)  # raises the 404 or 403
+        # Write access was granted after that read (a concurrent member change): read again.
+        return coll, await self.repo.lock_stream_and_get_document(coll.id, doc_id)
 
     async def _writable(
         self, principal: Principal | None, collection: str | SyncCollection
