@@ -45,7 +45,7 @@ async def main(database_url: str, redis_url: str, prefix: str, stage: str) -> No
             await _hang()
             return await original(self, *args)
 
-        buffer_module.RedisBuffer.remove_batch = remove_batch  # type: ignore[method-assign]
+        buffer_module.RedisBuffer.remove_batch = remove_batch  # type: ignore[method-assign,assignment]
     async with build_platform(settings) as platform:
         store = CollabStore(
             platform.db, settings, buffer_module.RedisBuffer(platform.redis, prefix)

@@ -13,10 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 from tests.collab.helpers import text_of
 from tests.fixtures.app import signup
 from tests.fixtures.jobs import wait_until
 from tests.fixtures.services import IN_CI
+
+from townhall.collab.hooks import Role, ServiceHooks, register_service, unregister_service
+from townhall.core.deps import Principal
 
 INTEROP = Path(__file__).parent / "interop"
 
@@ -82,7 +86,7 @@ async def test_npm_y_webrtc_handshake_through_the_signaling_relay(
 
     async def start(token: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            node, "ywebrtc.mjs", url + token, topic, "4", cwd=INTEROP, stdout=subprocess.PIPE
+            node, "ywebrtc.mjs", url + token, topic, "8", cwd=INTEROP, stdout=subprocess.PIPE
         )
 
     proc_a = await start(first["access_token"])
@@ -109,6 +113,50 @@ async def test_npm_y_webrtc_handshake_through_the_signaling_relay(
     assert any(
         e["event"] == "signal" and e["from"] == id_b and e["kind"] == "answer" for e in events_a
     )
+
+
+async def _rtc_authorize(
+    principal: Principal | None, service: str, doc_id: str, session: AsyncSession
+) -> Role | None:
+    roles: dict[str, Role] = {"ann@example.com": "editor", "bob@example.com": "viewer"}
+    return roles.get(principal.user.email) if principal is not None else None
+
+
+async def test_npm_y_webrtc_viewer_is_kept_out_of_the_mesh(
+    client: httpx.AsyncClient, live: str, doc_id: str
+) -> None:
+    editor = await signup(client, "ann@example.com")
+    viewer = await signup(client, "bob@example.com")
+    register_service(ServiceHooks("rtcacl", _rtc_authorize))
+    topic = f"townhall:rtcacl:{doc_id}"
+    url = f"ws://{live}/collab/signaling?token="
+    node = ensure_node_packages()
+
+    async def start(token: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            node, "ywebrtc.mjs", url + token, topic, "8", cwd=INTEROP, stdout=subprocess.PIPE
+        )
+
+    try:
+        proc_a = await start(editor["access_token"])
+        assert proc_a.stdout is not None
+        start_a = json.loads(await asyncio.wait_for(proc_a.stdout.readline(), 20))
+        await asyncio.sleep(0.5)
+        proc_b = await start(viewer["access_token"])
+        out_a, _ = await asyncio.wait_for(proc_a.communicate(), 30)
+        out_b, _ = await asyncio.wait_for(proc_b.communicate(), 30)
+    finally:
+        unregister_service("rtcacl")
+    # The unmodified client shrugs off the refusal (it ignores the error message) ...
+    assert (proc_a.returncode, proc_b.returncode) == (0, 0)
+    events_a = [json.loads(line) for line in out_a.decode().splitlines() if line.startswith("{")]
+    events_b = [json.loads(line) for line in out_b.decode().splitlines() if line.startswith("{")]
+    # ... but it is not in the topic: it hears nothing, and the editor never hears of it.
+    assert [e["event"] for e in events_b] == ["start"]
+    id_b = events_b[0]["self"]
+    assert any(e["event"] == "announce" and e["from"] == start_a["self"] for e in events_a)
+    assert not [e for e in events_a if id_b in (e.get("from"), e.get("remote"))]
+    assert not [e for e in events_a if e["event"] == "peer"]
 
 
 async def test_leader_election_module_with_real_yjs_awareness() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,12 +14,14 @@ import pycrdt
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Message, Scope
 from tests.collab.helpers import b64, text_of, text_update
 from tests.fixtures.app import signup
 
 from townhall.collab.engine import CollabEngine
 from townhall.collab.hooks import Role, ServiceHooks, register_service, unregister_service
 from townhall.collab.protocol import decode_state_vector
+from townhall.collab.repository import CollabRepository
 from townhall.core.config import Environment
 from townhall.core.deps import Principal
 
@@ -116,6 +120,69 @@ async def test_garbage_and_truncated_updates_are_400_and_nothing_is_buffered(
         headers={**user["headers"], "content-type": "application/json"},
     )
     assert response.status_code == 400
+    assert (await _flush(app)).documents == 0
+
+
+async def _post_then_disconnect(
+    app: FastAPI, path: str, doc_id: str, token: str, body: bytes
+) -> list[Message]:
+    """Drive the ASGI app directly: half the declared body arrives, then the client is gone."""
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": f"id={doc_id}".encode(),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(len(body)).encode()),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    incoming: list[Message] = [
+        {"type": "http.request", "body": body[: len(body) // 2], "more_body": True}
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/doc/save", "/api/v1/sheet/save", "/api/v1/collab/demo/save"]
+)
+async def test_a_client_gone_mid_upload_is_400_and_nothing_is_buffered(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    doc_id: str,
+    path: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    user = await signup(client, "ann@example.com")
+    sent = await _post_then_disconnect(
+        app, path, doc_id, user["access_token"], text_update("x" * 2000)
+    )
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
+    assert (b"content-type", b"application/problem+json") in start["headers"]
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert json.loads(body)["detail"] == "request body incomplete"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    async with app.state.platform.db.sessionmaker() as session:
+        assert await CollabRepository(session).pending_count(path.split("/")[-2], doc_id) == 0
     assert (await _flush(app)).documents == 0
 
 

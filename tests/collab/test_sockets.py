@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -190,6 +191,27 @@ async def test_garbage_frames_close_the_socket_without_harming_the_room(
             assert c.text == "still fine"
 
 
+async def test_an_oversized_update_frame_closes_with_1009_and_is_not_applied(
+    client: httpx.AsyncClient, app: FastAPI, live: str, doc_id: str
+) -> None:
+    user = await signup(client, "ann@example.com")
+    limit = app.state.collab.settings.collab_max_update_bytes
+    url = f"ws://{live}/collab/ws/demo/{doc_id}?token={user['access_token']}"
+    async with websockets.connect(url) as good:
+        g = YClient(good)
+        await g.handshake()
+        async with websockets.connect(url) as big:
+            b = YClient(big)
+            await b.handshake()
+            await b.edit("x" * (limit + 100))  # the frame limit allows 64 bytes of header
+            assert (await _until_closed(big)).code == 1009
+        await g.edit("small")
+        async with websockets.connect(url) as again:
+            c = YClient(again)
+            await c.handshake()
+            assert c.text == "small"
+
+
 # Signaling.
 
 
@@ -241,31 +263,45 @@ async def test_signaling_relays_verbatim_to_every_subscriber_including_sender(
             await _recv_json(b, "publish", timeout=0.3)
 
 
-async def test_signaling_topics_need_read_access(
+async def test_signaling_topics_are_for_editors_only(
     client: httpx.AsyncClient, live: str, doc_id: str
 ) -> None:
-    reader = await signup(client, "rd@example.com")
+    editor = await signup(client, "ed@example.com")
+    viewer = await signup(client, "rd@example.com")
     stranger = await signup(client, "st@example.com")
-    ROLES["rd@example.com"] = "viewer"
+    ROLES.update({"ed@example.com": "editor", "rd@example.com": "viewer"})
     topic = f"townhall:wsacl:{doc_id}"
     base = f"ws://{live}/collab/signaling"
     async with (
-        websockets.connect(f"{base}?token={reader['access_token']}") as ok,
+        websockets.connect(f"{base}?token={editor['access_token']}") as ok,
+        websockets.connect(f"{base}?token={viewer['access_token']}") as reader,
         websockets.connect(f"{base}?token={stranger['access_token']}") as intruder,
         websockets.connect(base) as anonymous,
     ):
         await ok.send(json.dumps({"type": "subscribe", "topics": [topic]}))
+        # A viewer may read the document, but WebRTC peers would apply its updates unchecked:
+        # refused (not subscribed, an error y-webrtc ignores), the socket stays open.
+        await reader.send(json.dumps({"type": "subscribe", "topics": [topic]}))
+        assert await _recv_json(reader, "error") == {
+            "type": "error",
+            "topic": topic,
+            "reason": "read-only",
+        }
         for ws in (intruder, anonymous):
             await ws.send(json.dumps({"type": "subscribe", "topics": [topic, "room-a"]}))
             first = await _recv_json(ws, "error")
             second = await _recv_json(ws, "error")
             assert {first["topic"], second["topic"]} == {topic, "room-a"}
+            assert first["reason"] == second["reason"] == "forbidden"
+        for ws in (reader, intruder, anonymous):
             # Publishing to a topic it could not join reaches nobody.
             await ws.send(json.dumps({"type": "publish", "topic": topic, "data": "x"}))
+        await reader.send(json.dumps({"type": "ping"}))
+        assert await _recv_json(reader, "pong") == {"type": "pong"}
         await ok.send(json.dumps({"type": "publish", "topic": topic, "data": "hello"}))
         got = await _recv_json(ok, "publish")
-        assert (got["data"], got["clients"]) == ("hello", 1)
-        for ws in (intruder, anonymous):
+        assert (got["data"], got["clients"]) == ("hello", 1)  # the viewer is not counted
+        for ws in (reader, intruder, anonymous):
             with pytest.raises(TimeoutError):
                 await _recv_json(ws, "publish", timeout=0.3)
 
@@ -310,6 +346,37 @@ async def test_signaling_limits_topics_size_and_rate(
             for _ in range(settings.collab_signaling_messages_per_second * 10):
                 await ws.send(json.dumps({"type": "ping"}))
         assert (await _until_closed(ws)).code == 1008
+
+
+async def test_a_signaling_client_gone_before_its_first_message_logs_no_error(
+    live: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No token in the URL: the relay waits for a first (auth) message that never comes.
+    async with websockets.connect(f"ws://{live}/collab/signaling"):
+        pass
+    await asyncio.sleep(0.5)
+    async with websockets.connect(f"ws://{live}/collab/signaling") as ws:
+        await ws.send(json.dumps({"type": "ping"}))  # still served afterwards
+        assert await _recv_json(ws, "pong") == {"type": "pong"}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_silent_signaling_connections_are_closed(
+    client: httpx.AsyncClient, app: FastAPI, live: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await signup(client, "ann@example.com")
+    # Two silent ping periods (at least 1 s) and the relay drops the connection.
+    monkeypatch.setattr(app.state.collab.settings, "collab_signaling_ping_seconds", 0.5)
+    url = f"ws://{live}/collab/signaling?token={user['access_token']}"
+    async with websockets.connect(url) as silent, websockets.connect(url) as chatty:
+        for _ in range(6):  # 1.5 s of pings every 0.25 s keep this one open
+            await chatty.send(json.dumps({"type": "ping"}))
+            assert await _recv_json(chatty, "pong") == {"type": "pong"}
+            await asyncio.sleep(0.25)
+        closed = await _until_closed(silent)
+        assert (closed.code, closed.reason) == (1008, "idle")
+        await chatty.send(json.dumps({"type": "ping"}))
+        assert await _recv_json(chatty, "pong") == {"type": "pong"}
 
 
 async def test_on_load_and_debounced_on_change_hooks(

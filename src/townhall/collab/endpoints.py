@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import pycrdt
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from townhall.collab.engine import CollabEngine, get_engine
 from townhall.collab.hooks import check_doc_id, get_service
@@ -36,7 +37,12 @@ def _b64(data: bytes) -> str:
 
 
 async def _read_save(request: Request, doc_id: str | None, limit: int) -> tuple[str, bytes]:
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect as exc:
+        # The browser went away mid-upload (tab closed): a partial update is never buffered,
+        # and nobody is left to read the answer, so this is a client error, not a 500.
+        raise BadRequest("request body incomplete") from exc
     if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
         try:
             payload = SaveIn.model_validate_json(body)
@@ -212,6 +218,6 @@ async def restore_version(
 
 @router.post("/api/v1/collab/flush", response_model=FlushOut)
 async def flush_now(engine: Engine, _admin: AdminPrincipal) -> FlushOut:
-    """Run the flusher now (it also runs every collab_flush_seconds)."""
+    """Run the flusher now (it also runs on collab_flush_cron)."""
     report = await engine.flush()
     return FlushOut(**report.__dict__)

@@ -155,7 +155,7 @@ async def sync_socket(websocket: WebSocket, service: str, doc_id: str) -> None:
 
 @router.websocket("/collab/signaling")
 async def signaling_socket(websocket: WebSocket) -> None:
-    """y-webrtc signaling; topics `townhall:<service>:<id>` need read access to the document."""
+    """y-webrtc signaling; topics `townhall:<service>:<id>` are for the document's editors."""
     engine = get_engine(websocket)
     settings = engine.settings
     await websocket.accept()
@@ -164,8 +164,12 @@ async def signaling_socket(websocket: WebSocket) -> None:
     via_message = False
     if token is None:
         # No token in the URL: the first message may carry one ({"type": "auth", "token"}).
-        with contextlib.suppress(TimeoutError, WebSocketDisconnect, KeyError):
+        try:
             first = await asyncio.wait_for(websocket.receive_text(), 10)
+        except WebSocketDisconnect:
+            return  # gone before saying anything; receiving again would raise
+        except (TimeoutError, KeyError):  # silent, or a binary frame: carry on anonymous
+            pass
         if first is not None:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 parsed = json.loads(first)
@@ -238,8 +242,12 @@ async def _handle_signal(
                 continue
             target = parse_topic(topic)
             role = await _role(engine, principal, *target) if target else None
-            if role is None:
-                await conn.send({"type": "error", "topic": topic, "reason": "forbidden"})
+            if role != "editor":
+                # WebRTC peers apply each other's updates directly, beyond the server's reach,
+                # so only editors join; viewers sync read-only through /collab/ws. y-webrtc
+                # ignores messages other than `publish`: the refusal is just "not subscribed".
+                reason = "forbidden" if role is None else "read-only"
+                await conn.send({"type": "error", "topic": topic, "reason": reason})
                 continue
             await hub.subscribe(conn, topic)
     elif kind == "unsubscribe":
