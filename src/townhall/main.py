@@ -42,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Five real-time apps on one shared platform.",
         lifespan=lifespan,
+        # /docs is the Docs app's home page, so the interactive API docs live under /api.
+        docs_url="/api/docs",
+        redoc_url="/api/redoc",
     )
     app.state.settings = settings
     app.state.apps = apps

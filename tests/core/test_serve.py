@@ -2,64 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures.services import free_port
+from tests.fixtures.serve import serve_process
 
 pytestmark = pytest.mark.slow
-
-START_TIMEOUT = 90.0
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """A fresh `townhall serve` on a free port with its own var dir (embedded backends)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOWNHALL_")}
-    env.update(
-        TOWNHALL_VAR_DIR=str(tmp_path / "var"),
-        TOWNHALL_BASE_URL=f"http://127.0.0.1:{port}",
-        TOWNHALL_LOG_LEVEL="WARNING",
-    )
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "townhall.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.3)
+    with serve_process(tmp_path) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-    assert process.returncode == 0, (tmp_path / "serve.log").read_text()
 
 
 def test_serve_end_to_end(server: str, tmp_path: Path) -> None:

@@ -146,6 +146,6 @@ class TestOpenApi:
             assert path in schema["paths"]
         assert "HTTPBearer" in schema["components"]["securitySchemes"]
         assert not any(p.startswith("/auth/oauth") for p in schema["paths"])
-        docs = await client.get("/docs")
+        docs = await client.get("/api/docs")
         assert docs.status_code == 200
         assert "swagger" in docs.text.lower()

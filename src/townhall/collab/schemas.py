@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -56,3 +57,11 @@ class FlushOut(BaseModel):
     updates: int
     changed: int
     skipped: int
+
+
+class UserRef(BaseModel):
+    """A user as other members of a workspace or workbook see them."""
+
+    id: uuid.UUID
+    email: str
+    display_name: str

@@ -311,13 +311,7 @@ def _copy_root(dst: Any, src: Any) -> None:
             del dst[:]
             dst += value
     elif isinstance(dst, pycrdt.Map):
-        wanted = src.to_py() or {}
-        for key in list(dst.keys()):
-            if key not in wanted:
-                del dst[key]
-        for key, value in wanted.items():
-            if dst.get(key) != value:
-                dst[key] = value
+        _copy_map(dst, src)
     elif isinstance(dst, pycrdt.Array):
         wanted_items = src.to_py() or []
         if dst.to_py() != wanted_items:
@@ -327,6 +321,31 @@ def _copy_root(dst: Any, src: Any) -> None:
         del dst.children[:]
         for child in src.children:
             _append_xml(dst, child)
+
+
+def _copy_map(dst: Any, src: Any) -> None:
+    # Nested maps stay shared maps (a sheet's rows/cells): assigning their plain to_py() dicts
+    # would turn them into opaque JSON values that clients can no longer edit key by key.
+    wanted = dict(src.items())
+    for key in list(dst.keys()):
+        if key not in wanted:
+            del dst[key]
+    for key, value in wanted.items():
+        current = dst.get(key)
+        if isinstance(value, pycrdt.Map):
+            if not isinstance(current, pycrdt.Map):
+                dst[key] = pycrdt.Map()
+                current = dst[key]
+            _copy_map(current, value)
+            continue
+        plain = value.to_py() if isinstance(value, pycrdt.Array | pycrdt.Text) else value
+        if isinstance(value, pycrdt.Text):
+            plain = str(value)
+        old = current.to_py() if isinstance(current, pycrdt.Array) else current
+        if isinstance(current, pycrdt.Text):
+            old = str(current)
+        if old != plain:
+            dst[key] = plain
 
 
 def _append_xml(parent: Any, node: Any) -> None:

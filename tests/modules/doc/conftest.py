@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from PIL import Image
 from tests.fixtures.app import make_settings, signup
-from tests.modules.link.conftest import _empty_existing_tables
+from tests.fixtures.database import empty_existing_tables
 
 from townhall.core.config import Settings
 from townhall.main import create_app
@@ -40,7 +40,7 @@ async def app(settings: Settings, database_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
-    await _empty_existing_tables(database_url)
+    await empty_existing_tables(database_url)
 
 
 def png_bytes(width: int = 16, height: int = 16) -> bytes:

@@ -25,14 +25,14 @@ Open this page in two windows and type: you will see each other's cursors.
 ## What you can do
 
 - Write with Markdown shortcuts: `#` for a heading, `-` for a list, `[ ]` for a to-do
-- Nest pages inside pages and drag them around the sidebar
+- Nest pages inside pages and move them with **Move to** in the ⋯ menu
 - Share a page with a teammate, or publish a read-only link
 - Export any page to Markdown or HTML
 
 ## Getting started
 
 - [x] Open the demo workspace
-- [ ] Create your first page with **＋ New page**
+- [ ] Create your first page with **+ New page**
 - [ ] Invite a teammate from the **Share** dialog
 - [ ] Star a page so it shows up under Favorites
 

@@ -74,10 +74,6 @@ class DocRepository:
         await self.session.delete(member)
         await self.session.flush()
 
-    async def user_by_email(self, email: str) -> User | None:
-        stmt = select(User).where(func.lower(User.email) == email.strip().lower())
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
     async def users(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
         wanted = set(ids)
         if not wanted:

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from townhall.collab.schemas import UserRef
+
 MemberRole = Literal["owner", "editor", "viewer"]
 ShareRoleName = Literal["editor", "viewer"]
 # What the caller may do with a page: "owner" manages the workspace as well.
@@ -57,14 +59,6 @@ class MemberUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     role: MemberRole
-
-
-class UserRef(BaseModel):
-    """A user as other members see them."""
-
-    id: uuid.UUID
-    email: str
-    display_name: str
 
 
 class MemberOut(BaseModel):

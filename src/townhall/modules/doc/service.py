@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import pycrdt
 from fastapi import UploadFile
 
+from townhall.collab.access import RANK, invitee, require_role, user_ref
+from townhall.collab.access import collab_role as member_collab_role
 from townhall.collab.engine import build_store
 from townhall.collab.repository import CollabRepository
 from townhall.core.db import utcnow
@@ -32,7 +34,6 @@ from townhall.modules.doc.schemas import (
     PublicPageOut,
     SearchHit,
     ShareOut,
-    UserRef,
     WorkspaceOut,
 )
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from townhall.core.platform import Platform
 
 SERVICE = "doc"
-RANK = {"viewer": 0, "editor": 1, "owner": 2}
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 MAX_BODY_TEXT = 500_000
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
@@ -63,10 +63,6 @@ def page_id_of(doc_id: str) -> uuid.UUID | None:
 
 def image_src(page_id: uuid.UUID, name: str) -> str:
     return f"/api/v1/doc/pages/{page_id}/images/{name}"
-
-
-def _user_ref(user: User) -> UserRef:
-    return UserRef(id=user.id, email=user.email, display_name=user.display_name)
 
 
 @dataclass(frozen=True)
@@ -179,8 +175,7 @@ class DocService:
         workspace = await self.repo.get_workspace(workspace_id) if member else None
         if member is None or workspace is None:
             raise NotFound("workspace not found")
-        if RANK[member.role] < RANK[needs]:
-            raise Forbidden(f"this needs the {needs} role in the workspace")
+        require_role(member.role, needs, "workspace")
         return workspace
 
     async def workspace_role(self, workspace_id: uuid.UUID) -> str:
@@ -200,15 +195,12 @@ class DocService:
     async def members(self, workspace_id: uuid.UUID) -> list[MemberOut]:
         await self._workspace(workspace_id)
         return [
-            MemberOut(user=_user_ref(u), role=m.role)
+            MemberOut(user=user_ref(u), role=m.role)
             for m, u in await self.repo.members(workspace_id)
         ]
 
     async def _user(self, email: str) -> User:
-        user = await self.repo.user_by_email(email)
-        if user is None or not user.is_active:
-            raise NotFound(f"no townhall account uses {email}; ask them to sign up first")
-        return user
+        return await invitee(self.session, email)
 
     async def add_member(self, workspace_id: uuid.UUID, email: str, role: str) -> MemberOut:
         await self._workspace(workspace_id, "owner")
@@ -216,7 +208,7 @@ class DocService:
         if await self.repo.member(workspace_id, user.id) is not None:
             raise Conflict(f"{email} is already a member")
         await self.repo.add(DocMember(workspace_id=workspace_id, user_id=user.id, role=role))
-        return MemberOut(user=_user_ref(user), role=role)
+        return MemberOut(user=user_ref(user), role=role)
 
     async def _other_member(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> DocMember:
         member = await self.repo.member(workspace_id, user_id)
@@ -234,7 +226,7 @@ class DocService:
         member.role = role
         await self.session.flush()
         user = (await self.repo.users([user_id]))[user_id]
-        return MemberOut(user=_user_ref(user), role=role)
+        return MemberOut(user=user_ref(user), role=role)
 
     async def remove_member(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
         # Owners remove anyone; every member may leave.
@@ -509,7 +501,7 @@ class DocService:
     async def shares(self, page_id: uuid.UUID) -> list[ShareOut]:
         await self.writable(page_id)
         return [
-            ShareOut(user=_user_ref(u), role=s.role)
+            ShareOut(user=user_ref(u), role=s.role)
             for s, u in await self.repo.shares_of_page(page_id)
         ]
 
@@ -523,7 +515,7 @@ class DocService:
         else:
             existing.role = role
             await self.session.flush()
-        return ShareOut(user=_user_ref(user), role=role)
+        return ShareOut(user=user_ref(user), role=role)
 
     async def unshare(self, page_id: uuid.UUID, user_id: uuid.UUID) -> None:
         await self.writable(page_id)
@@ -670,7 +662,8 @@ async def collab_role(session: AsyncSession, user_id: uuid.UUID | None, doc_id: 
         return None
     access = await page_access(repo, page, user_id)
     if access is not None:
-        return "editor" if access.can_write else "viewer"
+        # A trashed page is read-only for everyone.
+        return member_collab_role(access.role if access.can_write else "viewer")
     if page.public_token is not None and page.trashed_at is None:
         return "viewer"
     return None

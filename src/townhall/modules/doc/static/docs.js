@@ -43,6 +43,7 @@ document.addEventListener('click', (event) => {
       list.hidden = !list.hidden
       target.textContent = list.hidden ? '▸' : '▾'
       target.setAttribute('aria-expanded', String(!list.hidden))
+      target.setAttribute('aria-label', list.hidden ? 'Expand' : 'Collapse')
     }
   }
 })

@@ -117,6 +117,9 @@ if (canEdit && title) {
     })
   })
   title.addEventListener('blur', save)
+  // Also while typing (debounced), so a title is not lost when the user navigates right away.
+  let pending = null
+  title.addEventListener('input', () => { clearTimeout(pending); pending = setTimeout(save, 700) })
   title.addEventListener('keydown', (event) => {
     if (event.key === 'Enter') { event.preventDefault(); window.docEditor?.editor.commands.focus('start') }
   })

@@ -610,6 +610,27 @@ export class Workbook {
     this.values = new Map();
   }
 
+  /** Change one cell's raw text (null or "" clears); values are recomputed when next read. */
+  setCell(sheet, row, col, raw) {
+    const name = this.sheetName(sheet);
+    if (name === null) return;
+    const key = posKey(row, col);
+    const cells = this.sheets.get(name);
+    const formulas = this.formulas.get(name);
+    const wasFormula = formulas.has(key);
+    const text = raw === null || raw === undefined ? "" : String(raw);
+    if (text === "") cells.delete(key);
+    else cells.set(key, text);
+    const isFormula = text.startsWith("=");
+    if (isFormula) formulas.add(key);
+    else formulas.delete(key);
+    this.parsed.delete(`${name}!${key}`);
+    // Dependency lists name the formulas inside each range: they change only with that set.
+    if (wasFormula !== isFormula) this.deps.clear();
+    else this.deps.delete(`${name}!${key}`);
+    this.values.clear();
+  }
+
   sheetName(name) {
     return this.names.get(name.toLowerCase()) ?? null;
   }

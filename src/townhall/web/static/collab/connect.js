@@ -180,12 +180,17 @@ export async function connectDocument ({
 
   // The browser knows first when the network goes: stop retrying, keep editing locally, and
   // reconnect (sync step 1 both ways merges what each side missed) when it returns.
+  // y-webrtc's disconnect() clears this client's awareness state and connect() does not bring it
+  // back: without restoring it, a user who was offline once would stay invisible to the others.
+  let presence = null
   const goOffline = () => {
+    presence = awareness.getLocalState()
     websocket.disconnect()
     if (rtc) rtc.disconnect()
     report({ online: false, websocket: 'disconnected', synced: false })
   }
   const goOnline = () => {
+    if (awareness.getLocalState() === null && presence !== null) awareness.setLocalState(presence)
     report({ online: true, denied: null })
     websocket.connect()
     if (rtc) rtc.connect()
