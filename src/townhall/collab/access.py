@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-
 from townhall.collab.schemas import UserRef
 from townhall.core.auth.models import User
+from townhall.core.auth.repository import UserRepository
 from townhall.core.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
@@ -39,8 +38,7 @@ def collab_role(role: str | None) -> Role | None:
 
 async def invitee(session: AsyncSession, email: str) -> User:
     """The active account behind an email (case-insensitive), or 404 telling how to fix it."""
-    stmt = select(User).where(func.lower(User.email) == email.strip().lower())
-    user = (await session.execute(stmt)).scalar_one_or_none()
+    user = await UserRepository(session).get_by_email(email.strip())
     if user is None or not user.is_active:
         raise NotFound(f"no townhall account uses {email}; ask them to sign up first")
     return user
