@@ -16,6 +16,7 @@ from townhall.core.jobs.endpoints import router as jobs_admin_router
 from townhall.core.logging import configure_logging
 from townhall.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from townhall.core.platform import State, build_platform
+from townhall.core.secrets.endpoints import router as settings_admin_router
 from townhall.core.storage.endpoints import router as storage_router
 from townhall.core.system import router as system_router
 from townhall.modules.registry import load_apps
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_endpoints.router)
     app.include_router(storage_router)
     app.include_router(jobs_admin_router)
+    app.include_router(settings_admin_router)
     for module in apps:
         for router in module.routers:
             app.include_router(router)

@@ -172,6 +172,27 @@ class Settings(BaseSettings):
         "https://openapi.naver.com/v1/nid/me", description="Naver profile API"
     )
 
+    # Settings stored in the database (core/secrets): encrypted at rest, keyed by a key id.
+    settings_encryption_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            "Key id -> key (JSON object) encrypting the secrets of the `app_settings` table; the "
+            "id `default` is always derived from `SECRET_KEY`. Keep retired ids so their values "
+            "stay readable"
+        ),
+    )
+    settings_encryption_key_id: str | None = Field(
+        None,
+        description=(
+            "Key id encrypting new values; unset: the only key of `SETTINGS_ENCRYPTION_KEYS`, "
+            "or `default`"
+        ),
+    )
+    settings_refresh_seconds: float = Field(
+        10.0,
+        description="How long a process uses the settings read from the database before re-reading",
+    )
+
     # AI providers; nothing set means the offline provider.
     ai_base_url: str | None = Field(
         None,

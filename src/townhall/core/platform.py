@@ -17,6 +17,7 @@ from townhall.core.db import Database
 from townhall.core.jobs import Jobs
 from townhall.core.pubsub import PubSub, build_pubsub, build_redis_client, close_redis_client
 from townhall.core.realtime.registry import Connections
+from townhall.core.secrets import AppSettings
 from townhall.core.storage import Storage, build_storage
 
 
@@ -31,6 +32,8 @@ class Platform:
     storage: Storage
     ai: AI
     pubsub: PubSub
+    # Settings with the admin-stored overrides (core/secrets); `settings` stays the defaults.
+    app_settings: AppSettings
     # Shared client (BlockingConnectionPool) for Lua / SET NX when TOWNHALL_REDIS_URL is set.
     redis: Redis[bytes] | None = None
     # Open WebSocket/SSE connections, closed with 1012 on shutdown (core/realtime).
@@ -68,7 +71,8 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
     )
     pubsub = build_pubsub(settings, client=redis)
     storage = build_storage(settings)
-    ai = build_ai(settings)
+    app_settings = AppSettings(settings, db)
+    ai = build_ai(settings, source=app_settings.effective)
     jobs = Jobs(settings, db)
     platform: Platform | None = None
     undo_signal_drain: Callable[[], None] | None = None
@@ -83,6 +87,7 @@ async def build_platform(settings: Settings) -> AsyncIterator[Platform]:
             redis=redis,
             storage=storage,
             ai=ai,
+            app_settings=app_settings,
         )
         platform.extra_checks["storage"] = _check_storage
         platform.extra_checks["pubsub"] = _check_pubsub

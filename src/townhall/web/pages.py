@@ -27,6 +27,7 @@ from townhall.core.deps import (
     authenticate,
 )
 from townhall.core.errors import AppError, Forbidden, Unauthorized
+from townhall.core.secrets.deps import EffectiveSettings
 from townhall.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -113,7 +114,7 @@ async def home(request: Request, response: Response, principal: PageUser) -> Res
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request, settings: SettingsDep, next: str = "/") -> Response:
+async def login_page(request: Request, settings: EffectiveSettings, next: str = "/") -> Response:
     return render(
         request, "login.html", providers=oauth.configured_providers(settings), next=safe_next(next)
     )
@@ -125,7 +126,7 @@ async def login_submit(
     session: DbSession,
     auth: Auth,
     client: Client,
-    settings: SettingsDep,
+    settings: EffectiveSettings,
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
@@ -142,7 +143,7 @@ async def login_submit(
 
 
 @router.get("/signup", response_class=HTMLResponse)
-async def signup_page(request: Request, settings: SettingsDep) -> Response:
+async def signup_page(request: Request, settings: EffectiveSettings) -> Response:
     return render(request, "signup.html", providers=oauth.configured_providers(settings))
 
 
@@ -152,7 +153,7 @@ async def signup_submit(
     session: DbSession,
     auth: Auth,
     client: Client,
-    settings: SettingsDep,
+    settings: EffectiveSettings,
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     display_name: Annotated[str, Form()] = "",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
 import httpx
@@ -32,14 +32,20 @@ DETECT_TASK = "vision.detect"
 class AI:
     """complete_json() and detect_objects() over the configured providers."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None):
-        self._settings = settings
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        source: Callable[[], Awaitable[Settings]] | None = None,
+    ):
         timeout = httpx.Timeout(
             settings.ai_timeout_seconds, connect=min(5.0, settings.ai_timeout_seconds)
         )
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
-        self.llm = OpenAICompatible(self._client, settings) if settings.ai_base_url else None
-        self.vision = Roboflow(self._client, settings) if settings.roboflow_api_key else None
+        # `source` gives the current settings (admin-stored keys over Settings, core/secrets).
+        self._source = source
+        self._configure(settings)
         self.offline = Offline()
         for task, spec in settings.ai_routes.items():
             provider = spec.partition(":")[0]
@@ -48,6 +54,18 @@ class AI:
                     f"TOWNHALL_AI_ROUTES[{task!r}] names unknown provider {provider!r}; "
                     "use openai[:model], roboflow[:model] or offline"
                 )
+
+    def _configure(self, settings: Settings) -> None:
+        self._settings = settings
+        self.llm = OpenAICompatible(self._client, settings) if settings.ai_base_url else None
+        self.vision = Roboflow(self._client, settings) if settings.roboflow_api_key else None
+
+    async def _refresh(self) -> None:
+        """Rebuild the providers when the current settings are a new object (a key changed)."""
+        if self._source is not None:
+            current = await self._source()
+            if current is not self._settings:
+                self._configure(current)
 
     def route(self, task: str, kind: Kind) -> tuple[str, str | None]:
         """(provider, model override) for a task: exact route, then 'app.*', then '*'."""
@@ -72,6 +90,7 @@ class AI:
         system: str | None = None,
     ) -> AIResult[M]:
         """A schema instance from the task's model, or from the offline heuristic."""
+        await self._refresh()
         provider, model = self.route(task, "llm")
         reason: str | None = None
         if provider == "openai" and self.llm is not None:
@@ -109,6 +128,7 @@ class AI:
         self, image: bytes, *, task: str = DETECT_TASK
     ) -> AIResult[list[Detection]]:
         """Objects in an image from Roboflow, or a local offline analysis."""
+        await self._refresh()
         provider, model = self.route(task, "vision")
         reason: str | None = None
         if provider == "roboflow" and self.vision is not None:
@@ -153,6 +173,6 @@ def _confidence_of(value: BaseModel) -> float | None:
     return float(confidence) if isinstance(confidence, int | float) else None
 
 
-def build_ai(settings: Settings) -> AI:
+def build_ai(settings: Settings, *, source: Callable[[], Awaitable[Settings]] | None = None) -> AI:
     """The AI facade for these settings (offline only when nothing is configured)."""
-    return AI(settings)
+    return AI(settings, source=source)

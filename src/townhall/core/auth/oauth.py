@@ -16,8 +16,9 @@ from joserfc.errors import JoseError
 
 from townhall.core.auth.endpoints import safe_next, set_auth_cookies
 from townhall.core.config import Settings
-from townhall.core.deps import Auth, Client, DbSession, SettingsDep
+from townhall.core.deps import Auth, Client, DbSession
 from townhall.core.errors import AppError, NotFound
+from townhall.core.secrets.deps import EffectiveSettings
 from townhall.web.templating import render
 
 log = structlog.get_logger(__name__)
@@ -110,12 +111,13 @@ def build_oauth(settings: Settings) -> OAuth:
 
 
 def _registry(request: Request, settings: Settings) -> OAuth:
-    """The app's Authlib registry, built once (it caches provider metadata and keys)."""
-    oauth: OAuth | None = getattr(request.app.state, "oauth", None)
-    if oauth is None:
-        oauth = build_oauth(settings)
-        request.app.state.oauth = oauth
-    return oauth
+    """The app's Authlib registry, built once per settings object (it caches provider metadata)."""
+    # Effective settings are a new object only when an admin changed a stored client secret.
+    cached: tuple[Settings, OAuth] | None = getattr(request.app.state, "oauth", None)
+    if cached is None or cached[0] is not settings:
+        cached = (settings, build_oauth(settings))
+        request.app.state.oauth = cached
+    return cached[1]
 
 
 def _client(request: Request, settings: Settings, provider: str) -> tuple[Any, ProviderInfo]:
@@ -204,7 +206,7 @@ router = APIRouter(prefix="/auth/oauth", include_in_schema=False)
 
 @router.get("/{provider}/login")
 async def oauth_login(
-    request: Request, provider: str, settings: SettingsDep, next: str = "/"
+    request: Request, provider: str, settings: EffectiveSettings, next: str = "/"
 ) -> Response:
     """Redirect to the provider; state, nonce and PKCE verifier go into a signed cookie."""
     client, info = _client(request, settings, provider)
@@ -233,7 +235,7 @@ async def oauth_login(
 async def oauth_callback(
     request: Request,
     provider: str,
-    settings: SettingsDep,
+    settings: EffectiveSettings,
     session: DbSession,
     auth: Auth,
     client_info: Client,
