@@ -163,6 +163,16 @@ async def signup_and_quiz(
         return token, response.json()["id"]
 
 
+async def stored_game(http: httpx.AsyncClient, game_id: str) -> dict[str, Any]:
+    """The game's stored results, once the background write after the last close is done."""
+    for _ in range(100):
+        stored: dict[str, Any] = (await http.get(f"/api/v1/quizzes/games/{game_id}")).json()
+        if stored["status"] == "ended":
+            return stored
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"results of game {game_id} were never stored")
+
+
 def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """A real `townhall serve` process."""
     cmd = [sys.executable, "-m", "townhall.cli", "serve", "--port", str(port), "--no-migrate"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ from tests.modules.quiz.helpers import PNG, QUESTIONS
 from townhall.core.auth.service import AuthService
 from townhall.core.platform import Platform
 from townhall.main import create_app
+from townhall.modules.quiz import service
 from townhall.modules.quiz.demo import DEMO_TITLE, load_demo
+from townhall.modules.quiz.repository import QuizRepository
 
 Q = "/api/v1/quizzes"
 
@@ -282,6 +286,8 @@ async def test_pages_and_demo(client: httpx.AsyncClient, platform: Platform) -> 
     for path in ("", "/edit", "/host"):
         page = await client.get(f"/quiz/{demo['id']}{path}")
         assert page.status_code == 200, (path, page.text[:200])
+        if path == "/edit":
+            assert "const DIRECT_UPLOAD = false;" in page.text  # local files: through the app
     assert (await client.get("/quiz/new")).status_code == 200
 
 
@@ -461,5 +467,90 @@ async def test_presigned_put_straight_to_s3(
             assert refused.status_code == 422, refused.text
             platform: Platform = app.state.platform
             assert not await platform.storage.exists(keys[1])
+            await _presign_limits_and_confirm(client, s3, ann["headers"], quiz["id"], platform)
+            client.cookies.set("th_access", ann["access_token"])
+            editor = await client.get(f"/quiz/{quiz['id']}/edit")
+            assert "const DIRECT_UPLOAD = true;" in editor.text  # the editor PUTs to S3
     finally:
         await empty_tables(database_url)
+
+
+async def _presign_limits_and_confirm(
+    client: httpx.AsyncClient,
+    s3: httpx.AsyncClient,
+    headers: dict[str, str],
+    quiz_id: str,
+    platform: Platform,
+) -> None:
+    """The editor's direct upload: presign (type and size checked), PUT, then confirm the key."""
+    base = f"{Q}/{quiz_id}/images"
+    limit = platform.settings.quiz_max_image_bytes
+
+    async def presign(**body: Any) -> httpx.Response:
+        return await client.post(f"{base}/upload-url", json=body, headers=headers)
+
+    async def confirm(key: str) -> httpx.Response:
+        return await client.post(f"{base}/confirm", json={"key": key}, headers=headers)
+
+    assert (await presign(content_type="image/svg+xml", size=10)).status_code == 422
+    too_big = await presign(content_type="image/png", size=limit + 1)
+    assert too_big.status_code == 413, too_big.text
+    assert too_big.headers["content-type"].startswith("application/problem+json")
+    assert (await presign(content_type="image/png", size=0)).status_code == 422
+    targets = []
+    for body in (PNG, b"<html>not an image</html>"):
+        target = (await presign(content_type="image/png", size=len(body))).json()
+        assert target["max_bytes"] == limit
+        sent = await s3.put(target["url"], content=body, headers=target["headers"])
+        assert sent.status_code == 200
+        targets.append(target)
+    good = await confirm(targets[0]["key"])
+    assert good.status_code == 200, good.text
+    assert good.json()["key"] == targets[0]["key"]
+    assert (await s3.get(good.json()["url"])).content == PNG
+    liar = await confirm(targets[1]["key"])
+    assert liar.status_code in (415, 422), liar.text
+    assert not await platform.storage.exists(targets[1]["key"])  # a rejected upload is dropped
+    never = (await presign(content_type="image/png")).json()
+    assert (await confirm(never["key"])).status_code == 400  # nothing was PUT there
+    other = f"quiz/{'0' * 8}-0000-0000-0000-{'0' * 12}/{'a' * 32}"
+    assert (await confirm(other)).status_code == 400
+    assert (await confirm("../etc/passwd")).status_code == 422
+
+
+async def test_results_are_written_once_by_concurrent_writers(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """Two workers storing the same game at once: one writes, the others find it ended."""
+    ann = await signup(client)
+    quiz_out = await _quiz(client, ann["headers"])
+    quiz_id, game_id = uuid.UUID(quiz_out["id"]), uuid.uuid4()
+    async with platform.db.session() as session:
+        quiz = await QuizRepository(session).get(quiz_id)
+        assert quiz is not None
+        await service.start_game(session, quiz.owner_id, quiz, "123456", game_id)
+    player = {"number": 1, "nickname": "Ann", "user_id": None, "score": 5, "rank": 1}
+    answer = {
+        "player_number": 1,
+        "question_index": 0,
+        "question_id": uuid.UUID(quiz_out["questions"][0]["id"]),
+        "answer": 1,
+        "outcome": "correct",
+        "points": 5,
+        "bonus": 0,
+        "elapsed_ms": 9,
+    }
+
+    async def store() -> bool:
+        async with platform.db.session() as session:
+            return await service.store_results(
+                session, game_id, [dict(player, correct_count=1, kicked=False)], [answer]
+            )
+
+    assert sorted(await asyncio.gather(store(), store(), store())) == [False, False, True]
+    stored = (await client.get(f"{Q}/games/{game_id}", headers=ann["headers"])).json()
+    assert stored["status"] == "ended"
+    assert [p["nickname"] for p in stored["players"]] == ["Ann"]
+    report = await client.get(f"{Q}/games/{game_id}/results.csv", headers=ann["headers"])
+    assert len(report.text.strip().splitlines()) == 2  # the header and one answer
+    assert (await client.get(f"{Q}/{quiz_id}", headers=ann["headers"])).json()["play_count"] == 1

@@ -14,7 +14,14 @@ import httpx
 import pytest
 from tests.fixtures.app import make_settings
 from tests.fixtures.database import empty_tables
-from tests.modules.quiz.helpers import PNG, QUESTIONS, Client, live_server, signup_and_quiz
+from tests.modules.quiz.helpers import (
+    PNG,
+    QUESTIONS,
+    Client,
+    live_server,
+    signup_and_quiz,
+    stored_game,
+)
 
 # What Ann (always right) and Bob (wrong, except true/false) answer, per question.
 ANN = [1, [0, 2], 0, "  paris ", 91, None, 0]
@@ -258,4 +265,46 @@ async def test_kicking_the_last_silent_player_closes_the_question(server: str) -
     results = await ann.wait("question_results", timeout=3)  # long before the deadline
     assert results["distribution"]["answered"] == 1
     for c in (host, ann, bob):
+        await c.close()
+
+
+async def test_results_are_stored_once_without_finish(server: str) -> None:
+    """The host leaves during the last question and never finishes: results are stored once."""
+    token, quiz_id = await signup_and_quiz(server, questions=QUESTIONS[:2])
+    host = await Client().connect(server, token)
+    created = await host.call("host_create", {"quiz_id": quiz_id})
+    ann, bob = await Client().connect(server), await Client().connect(server)
+    assert (await ann.call("join", {"pin": created["pin"], "nickname": "Ann"}))["ok"]
+    assert (await bob.call("join", {"pin": created["pin"], "nickname": "Bob"}))["ok"]
+    for index in range(2):
+        assert (await host.call("next"))["ok"]
+        await ann.wait("question", index + 1)
+        if index == 1:
+            await host.close()  # gone for good: no finish will ever come
+        for player, answer in ((ann, ANN[index]), (bob, BOB[index])):
+            assert (await player.call("answer", {"index": index, "answer": answer}))["ok"]
+        results = await ann.wait("question_results", index + 1)  # everyone answered
+    assert results["final"]
+    async with httpx.AsyncClient(
+        base_url=server, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        stored = await stored_game(http, created["game_id"])
+        assert {p["nickname"]: p["correct_count"] for p in stored["players"]} == {
+            "Ann": 2,
+            "Bob": 0,
+        }
+        ranking = {row[0]: row[1] for row in results["ranking"]}
+        assert sorted(p["score"] for p in stored["players"]) == sorted(ranking.values())
+        # The host comes back and finishes: the podium is sent, nothing is written twice.
+        again = await Client().connect(server, token)
+        assert (await again.call("host_join", {"pin": created["pin"]}))["ok"]
+        assert (await again.call("finish"))["ok"]
+        await ann.wait("game_over")
+        report = await http.get(f"/api/v1/quizzes/games/{created['game_id']}/results.csv")
+        rows = list(csv.DictReader(io.StringIO(report.text)))
+        assert sorted((r["nickname"], r["question"]) for r in rows) == sorted(
+            (name, q) for name in ("Ann", "Bob") for q in ("1", "2")
+        )
+        assert (await http.get(f"/api/v1/quizzes/{quiz_id}")).json()["play_count"] == 1
+    for c in (again, ann, bob):
         await c.close()

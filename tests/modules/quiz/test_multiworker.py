@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.fixtures.database import empty_tables
 from tests.fixtures.services import REDIS_URL, free_port, require
@@ -22,6 +23,7 @@ from tests.modules.quiz.helpers import (
     signup_and_quiz,
     start_serve,
     stop,
+    stored_game,
     wait_http,
 )
 
@@ -236,5 +238,16 @@ async def test_question_closes_when_timer_owner_dies(cluster: Cluster) -> None:
     assert state["status"] == "results"
     assert (await host2.call("next"))["ok"]
     assert (await players[1].wait("question", 2))["index"] == 1
+
+    # Everyone answers the last question and the host never finishes: results are stored.
+    for player in players:
+        assert (await player.call("answer", {"index": 1, "answer": 1}))["ok"]
+    assert (await players[0].wait("question_results", 2))["final"]
+    token = host.sio.connection_auth["token"]
+    async with httpx.AsyncClient(
+        base_url=survivor, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        stored = await stored_game(http, state["game_id"])
+    assert sorted(p["correct_count"] for p in stored["players"]) == [1, 1, 1]
     await asyncio.gather(*[p.close() for p in players])
     await host2.close()

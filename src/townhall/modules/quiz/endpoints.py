@@ -43,6 +43,7 @@ from townhall.modules.quiz.schemas import (
     ReportIn,
     ReportOut,
     ResolveIn,
+    UploadConfirmIn,
     UploadUrlIn,
     UploadUrlOut,
 )
@@ -394,14 +395,35 @@ async def image_upload_url(
     """A presigned PUT for a direct upload (to S3); saving the quiz with the key checks it."""
     await service.get_own(session, quiz_id, principal)
     storage = _storage(platform)
+    max_bytes = platform.settings.quiz_max_image_bytes
+    service.check_image_size(body.size, max_bytes)
     key = service.new_image_key(quiz_id)
     url = await storage.signed_url(key, expires=UPLOAD_URL_TTL, method="PUT")
     return UploadUrlOut(
         key=key,
         url=url,
         headers={"Content-Type": body.content_type},
-        max_bytes=platform.settings.quiz_max_image_bytes,
+        max_bytes=max_bytes,
         expires_in=int(UPLOAD_URL_TTL.total_seconds()),
+    )
+
+
+@router.post("/{quiz_id}/images/confirm", response_model=ImageOut)
+async def confirm_image_upload(
+    quiz_id: uuid.UUID,
+    body: UploadConfirmIn,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    platform: PlatformDep,
+) -> ImageOut:
+    """After a presigned PUT: the object must exist and be an image within the limit."""
+    await service.get_own(session, quiz_id, principal)
+    if not body.key.startswith(f"quiz/{quiz_id}/"):
+        raise BadRequest("key names an image of another quiz")
+    storage = _storage(platform)
+    await service.verify_upload(storage, body.key, platform.settings.quiz_max_image_bytes)
+    return ImageOut(
+        key=body.key, url=await storage.signed_url(body.key, expires=timedelta(hours=1))
     )
 
 

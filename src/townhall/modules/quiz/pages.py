@@ -7,7 +7,8 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from townhall.core.deps import DbSession
+from townhall.core.deps import DbSession, PlatformDep
+from townhall.core.platform import Platform
 from townhall.modules.quiz import service
 from townhall.web.pages import PageUser, _with_cookies
 from townhall.web.templating import render
@@ -31,21 +32,38 @@ async def play(request: Request, response: Response, user: PageUser, pin: str = 
     return _with_cookies(render(request, "quiz/play.html", pin=pin), response)
 
 
+def _direct(platform: Platform) -> bool:
+    """Whether the editor uploads images with a presigned PUT (S3) or through the app."""
+    storage = getattr(platform, "storage", None)
+    return storage is not None and storage.backend == "s3"
+
+
 @router.get("/new", response_class=HTMLResponse)
-async def new_quiz(request: Request, response: Response, user: PageUser) -> Response:
+async def new_quiz(
+    request: Request, response: Response, user: PageUser, platform: PlatformDep
+) -> Response:
     if user is None:
         return _login("/quiz/new")
-    return _with_cookies(render(request, "quiz/editor.html", quiz_id=""), response)
+    page = render(request, "quiz/editor.html", quiz_id="", direct_upload=_direct(platform))
+    return _with_cookies(page, response)
 
 
 @router.get("/{quiz_id}/edit", response_class=HTMLResponse)
 async def edit_quiz(
-    quiz_id: uuid.UUID, request: Request, response: Response, user: PageUser, session: DbSession
+    quiz_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    user: PageUser,
+    session: DbSession,
+    platform: PlatformDep,
 ) -> Response:
     if user is None:
         return _login(f"/quiz/{quiz_id}/edit")
     await service.get_own(session, quiz_id, user)
-    return _with_cookies(render(request, "quiz/editor.html", quiz_id=str(quiz_id)), response)
+    page = render(
+        request, "quiz/editor.html", quiz_id=str(quiz_id), direct_upload=_direct(platform)
+    )
+    return _with_cookies(page, response)
 
 
 @router.get("/{quiz_id}/host", response_class=HTMLResponse)

@@ -41,7 +41,6 @@ log = structlog.get_logger(__name__)
 
 NAMESPACE = "/quiz"
 QUIZ_PERMISSION = "account.use"  # a signed-in socket hosts and plays as its account
-LEASE_MS = 5_000
 
 
 class GameError(Exception):
@@ -115,13 +114,12 @@ class QuizServer:
         )
         self.store: GameStore = build_store(settings)
         self.platform: Platform | None = None
-        self.worker_id = secrets.token_hex(6)
         self.conns: dict[str, Conn] = {}
         self._questions: dict[str, list[dict[str, Any]]] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._pending: dict[str, dict[str, Any]] = {}
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._register()
 
     # lifecycle
@@ -137,7 +135,20 @@ class QuizServer:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # Results being written must reach the database before the store goes away.
+        if self._background:
+            await asyncio.wait(self._background, timeout=30)
         await self.store.close()
+
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        """Run `work` in the background, keeping a reference until it is done."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run(), name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _watch(self) -> None:
         """Every worker closes questions whose deadline passed (the timer owner may be dead)."""
@@ -360,7 +371,8 @@ class QuizServer:
         game.status, game.q_index, game.deadline_ms = QUESTION, index, deadline
         payload = await self._question_payload(game, opened)
         await self.sio.emit("question", payload, room=f"game:{game.pin}", namespace=NAMESPACE)
-        await self.store.claim_lease(game.pin, self.worker_id, deadline - opened + LEASE_MS)
+        # This worker's timer closes on time; if the worker dies, every worker's watchdog
+        # finds the deadline in the store's deadline index and closes it (once, SET NX).
         self._schedule_close(game.pin, index, (deadline - opened) / 1000)
         return {"index": index, "remaining_ms": deadline - opened}
 
@@ -523,9 +535,7 @@ class QuizServer:
             if latest is not None:
                 await self.sio.emit(event, latest, room=room, namespace=NAMESPACE)
 
-        task = asyncio.get_running_loop().create_task(flush())
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        self._spawn(flush(), f"quiz-emit-{key}")
 
     async def chat(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
         if conn.pin is None:
@@ -644,7 +654,18 @@ class QuizServer:
             "players": len(ranking),
         }
         await self.sio.emit("question_results", payload, room=f"game:{pin}", namespace=NAMESPACE)
+        if payload["final"]:
+            # Scores are final: store them now, whether or not the host ever presses finish.
+            # Only the worker that closed the last question (SET NX) gets here.
+            self._spawn(self._persist_quietly(game), f"quiz-results-{pin}")
         return True
+
+    async def _persist_quietly(self, game: GameInfo) -> None:
+        try:
+            await self._persist(game)
+        except Exception:
+            # The host's finish stores them again (the write is once per game).
+            log.exception("storing quiz results failed", pin=game.pin, game_id=game.game_id)
 
     async def _end_game(self, game: GameInfo) -> list[dict[str, Any]]:
         ranking = await self.store.ranking(game.pin)
@@ -660,15 +681,15 @@ class QuizServer:
             "players": len(ranking),
         }
         await self.sio.emit("game_over", payload, room=f"game:{game.pin}", namespace=NAMESPACE)
-        await self._persist(game, ranking, players)
+        await self._persist(game)  # a no-op when the last question's close stored them
         self._questions.pop(game.pin, None)
         return podium
 
-    async def _persist(
-        self, game: GameInfo, ranking: list[tuple[int, int]], players: dict[int, PlayerInfo]
-    ) -> None:
-        """Write every player's result per question to the database."""
+    async def _persist(self, game: GameInfo) -> None:
+        """Write every player's result per question to the database (once per game)."""
         assert self.platform is not None
+        ranking = await self.store.ranking(game.pin)
+        players = await self.store.players(game.pin)
         questions = await self._qs(game.pin)
         ranks = {no: (i + 1, s) for i, (no, s) in enumerate(ranking)}
         answer_rows: list[dict[str, Any]] = []

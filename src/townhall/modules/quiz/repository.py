@@ -188,6 +188,16 @@ class GameRepository:
         )
         return rows.all()
 
+    async def claim_end(self, game_id: uuid.UUID, ended_at: Any, player_count: int) -> bool:
+        """Mark the game ended unless it already is: one conditional UPDATE, so one winner."""
+        result = await self.session.execute(
+            update(Game)
+            .where(Game.id == game_id, Game.status != "ended")
+            .values(status="ended", ended_at=ended_at, player_count=player_count)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def save_results(
         self, players: list[dict[str, Any]], answers: list[dict[str, Any]]
     ) -> None:

@@ -171,6 +171,14 @@ class ImageOut(BaseModel):
 
 class UploadUrlIn(Input):
     content_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+    # The file's size as the browser reports it: refused early when over the limit.
+    size: int | None = Field(None, ge=1)
+
+
+class UploadConfirmIn(Input):
+    """The key a presigned PUT wrote to: checked, then usable as an image_key."""
+
+    key: ImageKey
 
 
 class UploadUrlOut(BaseModel):

@@ -69,6 +69,12 @@ async def _check_images(
         await verify_upload(storage, key, max_bytes)
 
 
+def check_image_size(size: int | None, max_bytes: int) -> None:
+    """Refuse an image over the limit (a size of None is not known yet)."""
+    if size is not None and size > max_bytes:
+        raise PayloadTooLarge(f"image is larger than the limit of {max_bytes} bytes")
+
+
 async def verify_upload(storage: Storage, key: str, max_bytes: int) -> None:
     """A direct (presigned PUT) upload must be an image within the limit; else it is deleted."""
     try:
@@ -76,8 +82,7 @@ async def verify_upload(storage: Storage, key: str, max_bytes: int) -> None:
     except BlobNotFound as exc:
         raise BadRequest("image_key names an image that was never uploaded") from exc
     try:
-        if info.size > max_bytes:
-            raise PayloadTooLarge(f"image is larger than the limit of {max_bytes} bytes")
+        check_image_size(info.size, max_bytes)
         _, chunks = await storage.open(key)
         head = b""
         async for chunk in chunks:
@@ -493,21 +498,23 @@ async def store_results(
     game_id: uuid.UUID,
     players: list[dict[str, Any]],
     answers: list[dict[str, Any]],
-) -> None:
-    """Write a finished game's players and per-question answers (idempotent per game)."""
+) -> bool:
+    """Write a finished game's players and per-question answers (exactly once per game)."""
     repo = GameRepository(session)
+    # The claim comes first: concurrent writers (workers, a retry, the host's finish) wait on
+    # the row lock and then see "ended", so only the first one inserts rows.
+    if not await repo.claim_end(game_id, utcnow(), len(players)):
+        return False
     game = await repo.get(game_id)
-    if game is None or game.status == "ended":
-        return
-    game.status = "ended"
-    game.ended_at = utcnow()
-    game.player_count = len(players)
+    if game is None:
+        return False
     await repo.save_results(
         [dict(p, id=new_id(), game_id=game_id) for p in players],
         [dict(a, id=new_id(), game_id=game_id) for a in answers],
     )
     await QuizRepository(session).increment_plays(game.quiz_id)
     await session.flush()
+    return True
 
 
 def game_summary(game: Game) -> GameSummary:

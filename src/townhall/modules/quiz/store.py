@@ -147,8 +147,6 @@ class GameStore(ABC):
     @abstractmethod
     async def finish(self, pin: str) -> bool: ...
     @abstractmethod
-    async def claim_lease(self, pin: str, owner: str, ttl_ms: int) -> bool: ...
-    @abstractmethod
     async def save_session(self, token: str, session: Session) -> None: ...
     @abstractmethod
     async def load_session(self, token: str) -> Session | None: ...
@@ -178,7 +176,6 @@ class MemoryGameStore(GameStore):
         self._closed: set[tuple[str, int]] = set()
         self._ended: set[str] = set()
         self._deadlines: dict[str, int] = {}
-        self._leases: dict[str, tuple[str, float]] = {}
         self._sessions: dict[str, Session] = {}
 
     async def now_ms(self) -> int:
@@ -358,14 +355,6 @@ class MemoryGameStore(GameStore):
             game.status = ENDED
             return True
 
-    async def claim_lease(self, pin: str, owner: str, ttl_ms: int) -> bool:
-        holder = self._leases.get(pin)
-        now = time.monotonic()
-        if holder is None or holder[0] == owner or holder[1] < now:
-            self._leases[pin] = (owner, now + ttl_ms / 1000)
-            return True
-        return False
-
     async def save_session(self, token: str, session: Session) -> None:
         self._sessions[token] = session
 
@@ -507,15 +496,6 @@ redis.call('HSET', KEYS[1], 'status', 'ended')
 return 1
 """
 
-LEASE_LUA = """
-local cur = redis.call('GET', KEYS[1])
-if not cur or cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
 
 class RedisGameStore(GameStore):
     """Shared by every worker: each state change is one Lua script (atomic in Redis)."""
@@ -532,7 +512,6 @@ class RedisGameStore(GameStore):
         self._close = client.register_script(CLOSE_LUA)
         self._sweep = client.register_script(SWEEP_LUA)
         self._finish = client.register_script(FINISH_LUA)
-        self._lease = client.register_script(LEASE_LUA)
 
     @classmethod
     def from_url(
@@ -719,9 +698,6 @@ class RedisGameStore(GameStore):
     async def finish(self, pin: str) -> bool:
         keys = [self._g(pin), self._g(pin, ":ended")]
         return bool(await self._finish(keys=keys, args=[self.ttl_ms]))
-
-    async def claim_lease(self, pin: str, owner: str, ttl_ms: int) -> bool:
-        return bool(await self._lease(keys=[self._g(pin, ":owner")], args=[owner, ttl_ms]))
 
     async def save_session(self, token: str, session: Session) -> None:
         value = json.dumps({"pin": session.pin, "no": session.no, "data": session.data})
