@@ -81,9 +81,15 @@ async def two_townhalls(tmp_path: Path, **env: str) -> AsyncIterator[list[str]]:
                 proc.kill()
 
 
-@pytest.fixture
-async def two_servers(tmp_path: Path) -> AsyncIterator[list[str]]:
-    async with two_townhalls(tmp_path) as hosts:
+@pytest.fixture(scope="module")
+async def two_servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[list[str]]:
+    """One pair for the module (starting it is most of the time of these tests)."""
+    # A store debounce far beyond any test: edits stay in a room until it closes.
+    slow_store = {
+        "TOWNHALL_COLLAB_STORE_DEBOUNCE_SECONDS": "120",
+        "TOWNHALL_COLLAB_STORE_MAX_DEBOUNCE_SECONDS": "240",
+    }
+    async with two_townhalls(tmp_path_factory.mktemp("two-townhalls"), **slow_store) as hosts:
         yield hosts
 
 
@@ -91,7 +97,11 @@ async def _signup(host: str) -> str:
     async with httpx.AsyncClient(base_url=f"http://{host}") as http:
         response = await http.post(
             "/api/v1/auth/signup",
-            json={"email": "x@example.com", "password": "password123", "display_name": "X"},
+            json={
+                "email": f"x-{uuid.uuid4().hex[:8]}@example.com",
+                "password": "password123",
+                "display_name": "X",
+            },
         )
         assert response.status_code == 201, response.text
         token: str = response.json()["access_token"]
@@ -154,39 +164,37 @@ async def test_clients_on_different_processes_converge(two_servers: list[str]) -
         assert "from B;" in c.text
 
 
-async def test_late_joiner_on_another_process_sees_edits_not_yet_stored(tmp_path: Path) -> None:
-    # A store debounce far beyond the test: A's edits stay in A's room, not in the buffer.
-    slow_store = {
-        "TOWNHALL_COLLAB_STORE_DEBOUNCE_SECONDS": "120",
-        "TOWNHALL_COLLAB_STORE_MAX_DEBOUNCE_SECONDS": "240",
-    }
-    async with two_townhalls(tmp_path, **slow_store) as (a_host, b_host):
-        token = await _signup(a_host)
-        doc_id = uuid.uuid4().hex
-        path = f"/collab/ws/demo/{doc_id}?token={token}"
-        async with (
-            websockets.connect(f"ws://{a_host}{path}") as ws_a,
-            websockets.connect(f"ws://{a_host}{path}") as ws_watch,
-        ):
-            a, watch = YClient(ws_a), YClient(ws_watch)
-            await a.handshake()
-            await watch.handshake()
-            await a.edit("only in A's room;")
-            # A's room has applied it (it relayed it to another client) before B's room exists.
-            await watch.pump_until(lambda: watch.text == "only in A's room;", timeout=10)
-            async with websockets.connect(f"ws://{b_host}{path}") as ws_b:
-                b = YClient(ws_b)
-                await b.handshake()
-                await b.pump_until(lambda: b.text == "only in A's room;", timeout=10)
+async def test_late_joiner_on_another_process_sees_edits_not_yet_stored(
+    two_servers: list[str],
+) -> None:
+    # The store debounce outlasts the test: A's edits stay in A's room, not in the buffer.
+    a_host, b_host = two_servers
+    token = await _signup(a_host)
+    doc_id = uuid.uuid4().hex
+    path = f"/collab/ws/demo/{doc_id}?token={token}"
+    async with (
+        websockets.connect(f"ws://{a_host}{path}") as ws_a,
+        websockets.connect(f"ws://{a_host}{path}") as ws_watch,
+    ):
+        a, watch = YClient(ws_a), YClient(ws_watch)
+        await a.handshake()
+        await watch.handshake()
+        await a.edit("only in A's room;")
+        # A's room has applied it (it relayed it to another client) before B's room exists.
+        await watch.pump_until(lambda: watch.text == "only in A's room;", timeout=10)
+        async with websockets.connect(f"ws://{b_host}{path}") as ws_b:
+            b = YClient(ws_b)
+            await b.handshake()
+            await b.pump_until(lambda: b.text == "only in A's room;", timeout=10)
 
-            # A save through B (no room there now, or one that relays) reaches A's clients.
-            leader = YClient(None)
-            leader.doc.apply_update(a.doc.get_update())
-            async with httpx.AsyncClient(base_url=f"http://{b_host}") as http:
-                response = await http.post(
-                    f"/api/v1/collab/demo/save?id={doc_id}",
-                    content=text_update("saved via B;", doc=leader.doc),
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                assert response.status_code == 200, response.text
-            await a.pump_until(lambda: a.text == "only in A's room;saved via B;", timeout=10)
+        # A save through B (no room there now, or one that relays) reaches A's clients.
+        leader = YClient(None)
+        leader.doc.apply_update(a.doc.get_update())
+        async with httpx.AsyncClient(base_url=f"http://{b_host}") as http:
+            response = await http.post(
+                f"/api/v1/collab/demo/save?id={doc_id}",
+                content=text_update("saved via B;", doc=leader.doc),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == 200, response.text
+        await a.pump_until(lambda: a.text == "only in A's room;saved via B;", timeout=10)

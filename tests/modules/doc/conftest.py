@@ -97,23 +97,33 @@ async def tree_titles(
     return walk(response.json())
 
 
-@pytest.fixture
-async def team(client: httpx.AsyncClient, app: FastAPI) -> Team:
-    owner = await signup(client, "owner@example.com", display_name="Olive Owner")
-    editor = await signup(client, "editor@example.com", display_name="Ed Editor")
-    viewer = await signup(client, "viewer@example.com", display_name="Vi Viewer")
-    outsider = await signup(client, "outsider@example.com", display_name="Otto Outsider")
+async def build_team(client: httpx.AsyncClient, tag: str = "") -> Team:
+    """Sign up the four users (`owner<tag>@example.com`, ...) and share a workspace and a page."""
+    names = {"owner": "Olive Owner", "editor": "Ed Editor", "viewer": "Vi Viewer"}
+    names["outsider"] = "Otto Outsider"
+    users = {
+        who: await signup(client, f"{who}{tag}@example.com", display_name=name)
+        for who, name in names.items()
+    }
+    owner = users["owner"]
     response = await client.post(
         "/api/v1/doc/workspaces", json={"name": "Team"}, headers=owner["headers"]
     )
     assert response.status_code == 201, response.text
     workspace_id = response.json()["id"]
-    for email, role in (("editor@example.com", "editor"), ("viewer@example.com", "viewer")):
+    for role in ("editor", "viewer"):
         added = await client.post(
             f"/api/v1/doc/workspaces/{workspace_id}/members",
-            json={"email": email, "role": role},
+            json={"email": f"{role}{tag}@example.com", "role": role},
             headers=owner["headers"],
         )
         assert added.status_code == 201, added.text
     page_id = await make_page(client, owner["headers"], workspace_id, "Home")
-    return Team(owner, editor, viewer, outsider, workspace_id, page_id)
+    return Team(
+        users["owner"], users["editor"], users["viewer"], users["outsider"], workspace_id, page_id
+    )
+
+
+@pytest.fixture
+async def team(client: httpx.AsyncClient, app: FastAPI) -> Team:
+    return await build_team(client)
