@@ -67,6 +67,11 @@ class RedisBroker(RedisStreamBroker):
             idle_timeout=int(lease_seconds * 1000),
             unacknowledged_lock_timeout=max(lease_seconds, 5.0),
             additional_streams=dict.fromkeys(streams[1:], ">"),
+            # Without socket timeouts a send or read on a connection whose server vanished
+            # waits forever; the read timeout must outlast the XREADGROUP block.
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            health_check_interval=30,
         )
         self.delayed_key = f"{prefix}delayed"
         self.lease_seconds = lease_seconds
@@ -74,6 +79,8 @@ class RedisBroker(RedisStreamBroker):
         self._renewer: asyncio.Task[None] | None = None
         # stream -> entry ids delivered to this worker and not acked yet.
         self._inflight: dict[str, set[str]] = {}
+        self._readers: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     def stream_name(self, queue: str) -> str:
         return f"{self.prefix}{queue}.queue"
@@ -85,12 +92,17 @@ class RedisBroker(RedisStreamBroker):
             self._renewer = asyncio.create_task(self._renew_claims())
 
     async def shutdown(self) -> None:
+        self._closing = True
         for loop in (self._mover, self._renewer):
             if loop is not None:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
-        await super().shutdown()
+        await super().shutdown()  # closes the pool: a reader still in a read fails and ends
+        for reader in self._readers:
+            reader.cancel()
+        if self._readers:
+            await asyncio.wait(self._readers, timeout=2.0)
 
     async def kick(self, message: BrokerMessage) -> None:
         labels: dict[str, Any] = message.labels
@@ -152,12 +164,42 @@ class RedisBroker(RedisStreamBroker):
         return ack
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        """Keep listening across Redis restarts (recreating the consumer group if it was lost)."""
-        while True:
+        """Yield what a background reader fetches, so stopping never cancels a socket read.
+
+        taskiq stops a worker by cancelling the pending read and then waiting for it,
+        shielded; on Python 3.11 a cancel racing redis-py's read timeout can be swallowed,
+        and the worker then never stops. A cancelled `queue.get()` always ends at once.
+        """
+        queue: asyncio.Queue[AckableMessage] = asyncio.Queue(maxsize=1)
+        reader = asyncio.create_task(self._read_into(queue), name="redis-broker-reader")
+        self._readers.add(reader)
+        reader.add_done_callback(self._readers.discard)
+        try:
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                try:
+                    await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not get.done():
+                        get.cancel()
+                if get.done() and not get.cancelled():
+                    yield get.result()
+                elif reader.done():
+                    reader.result()  # re-raise what ended it
+                    return
+        finally:
+            # Not awaited: a read stuck inside redis-py ends when shutdown() closes the pool.
+            reader.cancel()
+
+    async def _read_into(self, queue: asyncio.Queue[AckableMessage]) -> None:
+        """Keep reading across Redis restarts (recreating the consumer group if it was lost)."""
+        while not self._closing:
             try:
                 async for message in super().listen():
-                    yield message
+                    await queue.put(message)
             except (RedisError, OSError) as exc:
+                if self._closing:
+                    return
                 log.warning("redis broker listen failed; retrying", error=str(exc)[:200])
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(RedisError, OSError):

@@ -41,7 +41,8 @@ def build_redis_client(url: str, *, max_connections: int = 50) -> Redis[bytes]:
         url,
         max_connections=max_connections,
         timeout=5,
-        socket_connect_timeout=2,
+        # Generous: a loaded event loop can take seconds to run the connect callback.
+        socket_connect_timeout=5,
         socket_timeout=5,
         health_check_interval=30,
     )
@@ -82,7 +83,7 @@ class RedisPubSub:
         # The subscriber connection must not retry silently: a hidden reconnect would lose
         # messages without telling anyone, so every drop surfaces here and becomes a gap.
         self._sub_pool: ConnectionPool[Connection] = ConnectionPool.from_url(
-            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=5
+            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=5, socket_timeout=5
         )
         self._hub = LocalHub()
         self._queue_size = queue_size
