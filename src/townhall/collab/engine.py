@@ -20,6 +20,7 @@ from townhall.collab.rooms import RoomManager
 from townhall.collab.service import CollabStore, FlushReport
 from townhall.collab.signaling import SignalingHub
 from townhall.core.platform import Platform
+from townhall.core.tasks import stop_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -69,9 +70,7 @@ class CollabEngine:
 
     async def close(self) -> None:
         if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            await stop_tasks([self._flusher], timeout=5.0, what="collab flusher")
         await self.rooms.close()
         await self.signaling.close()
         with contextlib.suppress(Exception):

@@ -15,6 +15,8 @@ from redis.exceptions import RedisError
 from taskiq import AckableMessage, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
+from townhall.core.tasks import stop_tasks
+
 log = structlog.get_logger(__name__)
 
 # Move due delayed messages onto their streams; ZREM first, so exactly one mover sends each.
@@ -93,16 +95,10 @@ class RedisBroker(RedisStreamBroker):
 
     async def shutdown(self) -> None:
         self._closing = True
-        for loop in (self._mover, self._renewer):
-            if loop is not None:
-                loop.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop
+        loops = [loop for loop in (self._mover, self._renewer) if loop is not None]
+        await stop_tasks(loops, timeout=2.0, what="redis broker loops")
         await super().shutdown()  # closes the pool: a reader still in a read fails and ends
-        for reader in self._readers:
-            reader.cancel()
-        if self._readers:
-            await asyncio.wait(self._readers, timeout=2.0)
+        await stop_tasks(self._readers, timeout=2.0, what="redis broker readers")
 
     async def kick(self, message: BrokerMessage) -> None:
         labels: dict[str, Any] = message.labels
@@ -122,7 +118,7 @@ class RedisBroker(RedisStreamBroker):
             await redis.zadd(self.delayed_key, {member: time.time() + delay})
 
     async def _move_due(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 async with Redis(connection_pool=self.connection_pool) as redis:
                     moved = await redis.eval(MOVE_DUE, 1, self.delayed_key, time.time(), 100)  # type: ignore[no-untyped-call]
@@ -134,7 +130,7 @@ class RedisBroker(RedisStreamBroker):
             await asyncio.sleep(0.1)
 
     async def _renew_claims(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(max(self.lease_seconds / 3, 0.1))
             try:
                 await self.renew_claims()

@@ -38,6 +38,7 @@ from townhall.core.jobs.registry import (
 )
 from townhall.core.jobs.repository import DeadLetterRepository, claim_tick, prune_ticks
 from townhall.core.metrics import JOBS, JOBS_RUNNING
+from townhall.core.tasks import bounded, stop_tasks
 
 if TYPE_CHECKING:
     from townhall.core.platform import Platform
@@ -366,13 +367,12 @@ class Jobs:
         if self._in_process is None:
             return
         self._stop_in_process.set()
-        try:
-            await asyncio.wait_for(self._in_process, self.settings.job_shutdown_seconds + 5)
-        except (TimeoutError, asyncio.CancelledError):
-            self._in_process.cancel()
-        except Exception:
-            log.exception("in-process job worker failed")
-        self._in_process = None
+        worker, self._in_process = self._in_process, None
+        done, _ = await asyncio.wait({worker}, timeout=self.settings.job_shutdown_seconds + 5)
+        if not done:
+            await stop_tasks([worker], timeout=SHUTDOWN_STEP_SECONDS, what="in-process job worker")
+        elif not worker.cancelled() and (exc := worker.exception()) is not None:
+            log.error("in-process job worker failed", error=str(exc)[:200])
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[None]:
@@ -436,12 +436,7 @@ class Jobs:
 
 
 async def _bounded(step: Awaitable[None], what: str) -> None:
-    try:
-        await asyncio.wait_for(step, SHUTDOWN_STEP_SECONDS)
-    except TimeoutError:
-        log.warning("gave up waiting", step=what, seconds=SHUTDOWN_STEP_SECONDS)
-    except Exception as exc:
-        log.warning("shutdown step failed", step=what, error=str(exc)[:200])
+    await bounded(step, timeout=SHUTDOWN_STEP_SECONDS, what=what)
 
 
 def _undeclared(name: str) -> Any:

@@ -28,6 +28,7 @@ from townhall.core.pubsub.base import (
     decode_payload,
     encode_payload,
 )
+from townhall.core.tasks import stop_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -288,9 +289,7 @@ class RedisPubSub:
         """Stop the reader, end every subscription and close the connections."""
         self._closed = True
         if self._reader is not None:
-            self._reader.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            await stop_tasks([self._reader], timeout=5.0, what="pub/sub reader")
         self._hub.end_all()
         for future in self._pending.values():
             if not future.done():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 import uuid
@@ -19,6 +18,7 @@ from townhall.core.auth.socket_auth import authorize_socketio, socketio_token
 from townhall.core.config import Settings
 from townhall.core.deps import Principal
 from townhall.core.errors import AppError
+from townhall.core.tasks import bounded, stop_tasks
 from townhall.modules.quiz import game as rules
 from townhall.modules.quiz import service
 from townhall.modules.quiz.store import (
@@ -117,6 +117,7 @@ class QuizServer:
         self.conns: dict[str, Conn] = {}
         self._questions: dict[str, list[dict[str, Any]]] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
         self._watchdog: asyncio.Task[None] | None = None
         self._pending: dict[str, dict[str, Any]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -129,16 +130,13 @@ class QuizServer:
         self._watchdog = asyncio.create_task(self._watch(), name="quiz-watchdog")
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks = [t for t in (self._watchdog, *self._timers.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(tasks, timeout=5.0, what="quiz timers")
         # Results being written must reach the database before the store goes away.
         if self._background:
             await asyncio.wait(self._background, timeout=30)
-        await self.store.close()
+        await bounded(self.store.close(), timeout=5.0, what="quiz store close")
 
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         """Run `work` in the background, keeping a reference until it is done."""
@@ -152,7 +150,8 @@ class QuizServer:
 
     async def _watch(self) -> None:
         """Every worker closes questions whose deadline passed (the timer owner may be dead)."""
-        while True:
+        # The flag, not only the cancel: a cancel lost inside redis-py would keep this running.
+        while not self._stopping:
             try:
                 for pin, index in await self.store.overdue(self.settings.quiz_close_grace_ms):
                     await self.close_question(pin, index)
