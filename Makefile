@@ -10,7 +10,7 @@ uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet --break-system-packages uv
 
 install: uv
-	uv sync --frozen
+	uv sync --frozen --compile-bytecode
 
 run: install
 	uv run townhall migrate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from townhall.core.platform import Platform
 from townhall.main import create_app
 
 pytest_plugins = ["tests.fixtures.database", "tests.fixtures.browser"]
+
+# Many tests start `townhall` processes: with bytecode writes off (some machines set this),
+# each of them would compile the whole app and its libraries again (seconds of CPU apiece).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @pytest.fixture
