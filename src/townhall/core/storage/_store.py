@@ -21,7 +21,7 @@ from obstore.store import LocalStore, S3Store
 
 from townhall.core.config import ConfigurationError, Settings
 from townhall.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
-from townhall.core.storage._keys import validate_key
+from townhall.core.storage._keys import RESERVED_PREFIX, validate_key
 from townhall.core.storage._signing import UrlSigner
 from townhall.core.storage._sniff import OCTET_STREAM, SNIFF_BYTES, resolve_content_type
 
@@ -168,10 +168,21 @@ class Storage:
     async def list_keys(self, prefix: str) -> AsyncIterator[str]:
         """Keys under a '/'-segment prefix such as "report/12" (sidecars are never listed)."""
         validate_key(prefix)
+        async for key in self._list(prefix):
+            yield key
+
+    async def list_all(self) -> AsyncIterator[str]:
+        """Every key in the store, in no particular order (sidecars are never listed)."""
+        async for key in self._list(None):
+            yield key
+
+    async def _list(self, prefix: str | None) -> AsyncIterator[str]:
         stream = obstore.list(self._store, prefix=prefix, chunk_size=500)
-        while (batch := await _call(anext(stream, None), prefix)) is not None:
+        while (batch := await _call(anext(stream, None), prefix or "")) is not None:
             for meta in batch:
-                yield meta["path"]
+                # Reserved segments (".meta/" sidecars of local blobs) are never object keys.
+                if not meta["path"].startswith(RESERVED_PREFIX):
+                    yield meta["path"]
 
     async def exists(self, key: str) -> bool:
         """True when an object is stored under key."""
