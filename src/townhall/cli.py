@@ -1,8 +1,9 @@
-"""The `townhall` command: serve, worker, migrate, createuser, demo."""
+"""The `townhall` command: serve, reload, worker, migrate, createuser, demo."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from townhall.core import serve as supervisor
 from townhall.core.config import ConfigurationError, get_settings
 from townhall.core.jobs.cli import jobs_app, parse_queues, run_worker
 from townhall.modules.report.cli import app as reports_app
@@ -54,8 +56,18 @@ def main(ctx: typer.Context) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes on the one port")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes on the one port; with 2 or more, SIGHUP or `townhall reload` "
+            "replaces them one by one without downtime"
+        ),
+    ] = 1,
     migrate_db: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+    pid_file: Annotated[
+        Path | None,
+        typer.Option(help="Supervisor pid file of --workers N (default: VAR_DIR/townhall.pid)"),
+    ] = None,
 ) -> None:
     """Run the web server (embedded database migrated first)."""
     import uvicorn
@@ -67,17 +79,66 @@ def serve(
         refuse(f"--workers {workers} needs TOWNHALL_REDIS_URL (shared sessions and rate limits)")
     if migrate_db and settings.is_sqlite:
         _migrate()
-    uvicorn.run(
-        "townhall.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        log_config=None,
-        ws_max_size=16 * 1024 * 1024,
-        timeout_graceful_shutdown=10,
+    # One worker runs without a supervisor: nothing there could replace it, so no pid file.
+    holding = (
+        supervisor.supervisor_pid_file(pid_file or _default_pid_file())
+        if workers > 1
+        else contextlib.nullcontext()
     )
+    try:
+        with holding:
+            uvicorn.run(
+                "townhall.main:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                proxy_headers=True,
+                log_config=None,
+                ws_max_size=16 * 1024 * 1024,
+                timeout_graceful_shutdown=supervisor.GRACEFUL_SHUTDOWN_SECONDS,
+                timeout_worker_healthcheck=supervisor.WORKER_START_SECONDS,
+                http="townhall.core.serve:DrainingHttpProtocol",
+            )
+    except supervisor.ReloadError as exc:
+        refuse(str(exc))
+
+
+@app.command(
+    help="Replace the workers of a running `serve --workers N` one by one, without downtime "
+    "(the same as SIGHUP to its supervisor). Each new worker serves before an old one stops; "
+    "the old one finishes its in-flight requests and closes WebSockets with code 1012 "
+    "(service restart), so clients reconnect. Exit 1 when no server runs or a worker was not "
+    "replaced in time (the error says why; the server keeps serving)."
+)
+def reload(
+    pid_file: Annotated[
+        Path | None,
+        typer.Option(help="The server's --pid-file (default: VAR_DIR/townhall.pid)"),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until every worker is replaced")
+    ] = True,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each worker's replacement", min=1.0)
+    ] = supervisor.RELOAD_STEP_SECONDS,
+) -> None:
+    """Rolling reload of `serve --workers N` (SIGHUP to the supervisor in the pid file)."""
+    try:
+        pids = supervisor.reload(
+            pid_file or _default_pid_file(), step_timeout=timeout if wait else 0
+        )
+    except supervisor.ReloadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if pids:
+        console.print(f"[green]reloaded[/green]: workers {', '.join(map(str, sorted(pids)))}")
+    else:
+        console.print("reload signalled: the workers are replaced one by one")
+
+
+def _default_pid_file() -> Path:
+    return get_settings().var_dir / supervisor.PID_FILE_NAME
 
 
 def _migrate() -> None:
@@ -198,6 +259,57 @@ def import_bookmarks(
     )
     for error in result.errors[:20]:
         console.print(f"  [yellow]skipped[/yellow] {error}")
+
+
+def _backup_failed(exc: Exception) -> NoReturn:
+    """Print why a backup or restore stopped, on stderr, and exit 1."""
+    typer.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+    raise typer.Exit(1) from exc
+
+
+@app.command()
+def backup(
+    dest: Annotated[
+        Path, typer.Argument(help="Archive to write (.tar.gz), or a directory for a dated one")
+    ],
+) -> None:
+    """Back up the database and every stored object into one .tar.gz archive."""
+    from townhall.core.backup import create_backup, progress_bar
+    from townhall.core.errors import AppError
+
+    try:
+        with progress_bar(console) as progress:
+            result = asyncio.run(create_backup(get_settings(), dest, progress))
+    except (AppError, OSError) as exc:
+        _backup_failed(exc)
+    console.print(
+        f"[green]backup written to {result.path}[/green] ({result.manifest.object_count} objects)"
+    )
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="Archive written by `townhall backup`")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Restore even if the target already has data")
+    ] = False,
+) -> None:
+    """Restore a backup into an empty database and object storage, verifying every checksum."""
+    from townhall.core.backup import progress_bar, restore_backup
+    from townhall.core.errors import AppError
+
+    try:
+        with progress_bar(console) as progress:
+            result = asyncio.run(
+                restore_backup(get_settings(), src, force=force, progress=progress)
+            )
+    except (AppError, OSError) as exc:
+        _backup_failed(exc)
+    migrated = "; migrations applied" if result.upgraded else ""
+    console.print(
+        f"[green]restored {result.manifest.object_count} objects and the database[/green] "
+        f"(backup of {result.manifest.created_at:%Y-%m-%d %H:%M} UTC{migrated})"
+    )
 
 
 if __name__ == "__main__":
