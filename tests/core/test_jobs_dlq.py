@@ -11,15 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from tests.fixtures.app import signup
+from tests.fixtures.app import invoke_cli, signup
 from tests.fixtures.database import empty_tables
 from tests.fixtures.jobs import job_settings, read, running_worker, wait_until
 from tests.fixtures.redis_server import RedisServer, redis_server  # noqa: F401
-from townhall.cli import app as cli_app
 from townhall.core.auth.rbac import grant_role
-from townhall.core.config import Settings, get_settings
+from townhall.core.config import Settings
 from townhall.core.jobs import service
 from townhall.core.jobs.repository import DeadLetterRepository
 from townhall.core.platform import Platform, build_platform
@@ -191,23 +189,8 @@ async def letter_status(platform: Platform, letter_id: str) -> str:
 class TestCli:
     @pytest.fixture
     def cli(self, settings: Settings) -> Any:
-        env = {
-            "TOWNHALL_DATABASE_URL": str(settings.database_url),
-            "TOWNHALL_VAR_DIR": str(settings.var_dir),
-            "TOWNHALL_SECRET_KEY": "test-secret-key-with-enough-length-for-hs256",
-            "TOWNHALL_ENV": "test",
-        }
-
         async def invoke(*args: str) -> tuple[int, str]:
-            def run() -> tuple[int, str]:
-                get_settings.cache_clear()
-                try:
-                    result = CliRunner().invoke(cli_app, list(args), env=env)
-                finally:
-                    get_settings.cache_clear()
-                return result.exit_code, result.output
-
-            return await asyncio.to_thread(run)
+            return await invoke_cli(settings, *args)
 
         return invoke
 

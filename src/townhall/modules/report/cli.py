@@ -21,7 +21,18 @@ def reanalyze(
     limit: Annotated[int, typer.Option(help="At most this many reports")] = 1000,
 ) -> None:
     """Enqueue report.analyze for reports (default: every open one)."""
-    count = asyncio.run(_reanalyze(status or ["received", "assigned", "in_progress"], limit))
+    from pydantic import ValidationError
+
+    from townhall.modules.report.schemas import Reanalyze
+
+    try:
+        # The admin API's own rules: known statuses only, 1 <= limit <= 100,000.
+        request = Reanalyze(**({"status": status} if status else {}), limit=limit)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: {problems}", err=True)
+        raise typer.Exit(2) from exc
+    count = asyncio.run(_reanalyze(list(request.status), request.limit))
     typer.echo(f"enqueued {count} report(s) for analysis")
 
 
