@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
+import asyncpg
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from townhall.core.db import build_engine
+from tests.fixtures.services import POSTGRES_URL
+from townhall.core.db import build_engine, ping_when_idle
 
 
 async def test_closing_a_connection_with_a_half_read_returning_cursor_frees_the_lock(
@@ -56,5 +62,34 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> No
             assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         finally:
             other.close()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("idle_seconds", "survives"), [(0.0, True), (3600.0, False)])
+async def test_an_idle_connection_closed_by_the_server_is_replaced_before_use(
+    postgres_database_url: str, idle_seconds: float, survives: bool
+) -> None:
+    engine = create_async_engine(postgres_database_url, pool_size=1, max_overflow=0)
+    ping_when_idle(engine, idle_seconds)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        admin = await asyncpg.connect(
+            POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+        )
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)  # the backend is gone; the pool still holds its socket
+        if survives:  # idle past the threshold: pinged, found dead, replaced
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
+        else:  # recently used: not pinged (that is the saving), so the dead socket fails once
+            with pytest.raises(DBAPIError):
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
     finally:
         await engine.dispose()

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
         None,
         description="Read replica used for lists and search; unset: reads go to `DATABASE_URL`",
     )
+    database_replica_lag_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description=(
+            "After a user's write, their reads go to the primary for this long "
+            "(read-your-writes); set above the replica's worst lag"
+        ),
+    )
     database_pool_size: int = Field(
         10, description="PostgreSQL connections per process (plus as many overflow)"
     )

@@ -17,7 +17,7 @@ from townhall.core.auth.models import User
 from townhall.core.auth.rbac import Grants, load_grants
 from townhall.core.auth.service import AuthService, ClientInfo
 from townhall.core.config import Settings
-from townhall.core.db import commit
+from townhall.core.db import commit, session_wrote
 from townhall.core.errors import AppError, Forbidden, Unauthorized
 from townhall.core.platform import Platform
 
@@ -47,7 +47,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 Cache = Annotated[CashewsCache, Depends(get_cache)]
 
 
-async def get_db_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
+def recent_writer_key(user_id: uuid.UUID) -> str:
+    return f"db:recent-writer:{user_id}"
+
+
+async def get_db_session(
+    conn: HTTPConnection, platform: PlatformDep
+) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed before the response is sent."""
     async with platform.db.sessionmaker() as session:
         try:
@@ -62,16 +68,14 @@ async def get_db_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await commit(session)
-
-
-async def get_read_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
-    """A read-only session on the replica when one is configured."""
-    async with platform.db.read_sessionmaker() as session:
-        yield session
+        writer: uuid.UUID | None = getattr(conn.state, "principal_id", None)
+        if writer is not None and platform.db.has_replica and session_wrote(session):
+            # Noted before the response leaves, so the writer's next request reads the primary.
+            lag = platform.settings.database_replica_lag_seconds
+            await platform.cache.set(recent_writer_key(writer), 1, expire=lag)
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
-ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 async def get_auth_service(platform: PlatformDep) -> AuthService:
@@ -137,11 +141,13 @@ async def get_optional_principal(
     if token is None:
         return None
     try:
-        return await authenticate(auth, session, token)
+        principal = await authenticate(auth, session, token)
     except Unauthorized:
         if credentials is not None:
             raise
         return None  # a stale browser cookie is treated as signed out
+    conn.state.principal_id = principal.id  # read-your-writes: see get_db_session
+    return principal
 
 
 async def get_principal(
@@ -161,6 +167,24 @@ async def get_principal(
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+async def get_read_session(
+    platform: PlatformDep, principal: OptionalPrincipal
+) -> AsyncIterator[AsyncSession]:
+    """A read-only session: on the replica, unless the caller wrote within the replica's lag."""
+    maker = platform.db.read_sessionmaker
+    if (
+        principal is not None
+        and platform.db.has_replica
+        and await platform.cache.get(recent_writer_key(principal.id))
+    ):
+        maker = platform.db.sessionmaker
+    async with maker() as session:
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 async def get_current_user(principal: CurrentPrincipal) -> User:

@@ -17,6 +17,7 @@ from townhall.core.deps import (
     DbSession,
     PlatformDep,
     Principal,
+    ReadSession,
     authenticate,
 )
 from townhall.core.errors import AppError, Unauthorized, Unprocessable
@@ -88,7 +89,7 @@ async def create_collection(
 
 @router.get("/collections", response_model=list[schemas.CollectionOut])
 async def list_collections(
-    session: DbSession, principal: CurrentPrincipal, platform: PlatformDep
+    session: ReadSession, principal: CurrentPrincipal, platform: PlatformDep
 ) -> list[schemas.CollectionOut]:
     service = service_for(session, platform)
     out = []
@@ -192,7 +193,7 @@ async def create_document(
 @router.get(PREFIX + "/documents", response_model=schemas.DocumentPage)
 async def list_documents(
     collection: str,
-    session: DbSession,
+    session: ReadSession,
     principal: CurrentPrincipal,
     platform: PlatformDep,
     after: Annotated[str | None, Query(max_length=128)] = None,

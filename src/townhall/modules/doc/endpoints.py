@@ -9,7 +9,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
 from fastapi.responses import RedirectResponse
 
-from townhall.core.deps import CurrentPrincipal, DbSession, OptionalPrincipal, PlatformDep
+from townhall.core.deps import (
+    CurrentPrincipal,
+    DbSession,
+    OptionalPrincipal,
+    PlatformDep,
+    ReadSession,
+)
 from townhall.modules.doc.schemas import (
     ImageOut,
     MarkdownImport,
@@ -47,7 +53,14 @@ async def get_service(
     return DocService(session, platform, principal.id)
 
 
+async def get_read_service(
+    session: ReadSession, platform: PlatformDep, principal: CurrentPrincipal
+) -> DocService:
+    return DocService(session, platform, principal.id)
+
+
 Service = Annotated[DocService, Depends(get_service)]
+ReadService = Annotated[DocService, Depends(get_read_service)]  # lists and search: the replica
 
 
 def _no_content() -> Response:
@@ -58,7 +71,7 @@ def _no_content() -> Response:
 
 
 @router.get("/workspaces", response_model=list[WorkspaceOut])
-async def list_workspaces(service: Service) -> list[WorkspaceOut]:
+async def list_workspaces(service: ReadService) -> list[WorkspaceOut]:
     """The workspaces the caller is a member of, with their role."""
     return await service.workspaces()
 
@@ -121,7 +134,7 @@ async def remove_member(workspace_id: uuid.UUID, user_id: uuid.UUID, service: Se
 
 
 @router.get("/workspaces/{workspace_id}/pages", response_model=list[PageNode], responses=NOT_FOUND)
-async def page_tree(workspace_id: uuid.UUID, service: Service) -> list[PageNode]:
+async def page_tree(workspace_id: uuid.UUID, service: ReadService) -> list[PageNode]:
     """The workspace's live pages as a tree, in sibling order."""
     return await service.tree(workspace_id)
 
@@ -138,7 +151,7 @@ async def create_page(workspace_id: uuid.UUID, body: PageCreate, service: Servic
 
 
 @router.get("/workspaces/{workspace_id}/trash", response_model=list[PageOut], responses=NOT_FOUND)
-async def trash(workspace_id: uuid.UUID, service: Service) -> list[PageOut]:
+async def trash(workspace_id: uuid.UUID, service: ReadService) -> list[PageOut]:
     """Pages moved to the trash (each with the subpages that went with it)."""
     return await service.trash(workspace_id)
 
@@ -157,20 +170,20 @@ async def import_markdown(
 
 
 @router.get("/shared", response_model=list[PageNode])
-async def shared_with_me(service: Service) -> list[PageNode]:
+async def shared_with_me(service: ReadService) -> list[PageNode]:
     """Pages of other workspaces shared with the caller."""
     return await service.shared_with_me()
 
 
 @router.get("/favorites", response_model=list[PageOut])
-async def favorites(service: Service) -> list[PageOut]:
+async def favorites(service: ReadService) -> list[PageOut]:
     """The caller's starred pages that they can still read."""
     return await service.favorites()
 
 
 @router.get("/search", response_model=list[SearchHit])
 async def search(
-    service: Service,
+    service: ReadService,
     q: Annotated[str, Query(min_length=1, max_length=200)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[SearchHit]:

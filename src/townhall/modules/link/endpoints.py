@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from townhall.core.deps import CurrentPrincipal, DbSession, PlatformDep
+from townhall.core.deps import CurrentPrincipal, DbSession, PlatformDep, ReadSession
 from townhall.core.errors import BadRequest, PayloadTooLarge
 from townhall.modules.link import bookmarks
 from townhall.modules.link.schemas import (
@@ -38,7 +38,12 @@ async def get_service(session: DbSession, platform: PlatformDep) -> LinkService:
     return LinkService(session, platform)
 
 
+async def get_read_service(session: ReadSession, platform: PlatformDep) -> LinkService:
+    return LinkService(session, platform)
+
+
 Service = Annotated[LinkService, Depends(get_service)]
+ReadService = Annotated[LinkService, Depends(get_read_service)]  # lists and search: the replica
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
@@ -58,7 +63,7 @@ async def save_link(body: LinkCreate, principal: CurrentPrincipal, service: Serv
 @router.get("/links", response_model=LinkPage)
 async def list_links(
     principal: CurrentPrincipal,
-    service: Service,
+    service: ReadService,
     page: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     limit: Limit = 20,
     tag: Annotated[str | None, Query(max_length=100)] = None,
@@ -143,7 +148,7 @@ async def retry_link(link_id: uuid.UUID, principal: CurrentPrincipal, service: S
 
 
 @router.get("/tags", response_model=list[TagSummary])
-async def list_tags(principal: CurrentPrincipal, service: Service) -> list[TagSummary]:
+async def list_tags(principal: CurrentPrincipal, service: ReadService) -> list[TagSummary]:
     return await service.tags(principal.id)
 
 
@@ -151,7 +156,7 @@ async def list_tags(principal: CurrentPrincipal, service: Service) -> list[TagSu
 async def tag_links(
     name: str,
     principal: CurrentPrincipal,
-    service: Service,
+    service: ReadService,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Limit = 20,
 ) -> LinkPage:
@@ -182,7 +187,7 @@ async def promote_tag(name: str, principal: CurrentPrincipal, service: Service) 
 @router.get("/search", response_model=SearchResult)
 async def search(
     principal: CurrentPrincipal,
-    service: Service,
+    service: ReadService,
     q: Annotated[str, Query(min_length=1, max_length=500)],
     limit: Limit = 20,
 ) -> SearchResult:

@@ -12,7 +12,13 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from townhall.core.deps import CurrentPrincipal, DbSession, OptionalPrincipal, PlatformDep
+from townhall.core.deps import (
+    CurrentPrincipal,
+    DbSession,
+    OptionalPrincipal,
+    PlatformDep,
+    ReadSession,
+)
 from townhall.core.errors import Unprocessable
 from townhall.modules.report.schemas import (
     Assign,
@@ -49,7 +55,14 @@ async def _service(
     return ReportService(session, platform, principal)
 
 
+async def _read_service(
+    session: ReadSession, platform: PlatformDep, principal: OptionalPrincipal
+) -> ReportService:
+    return ReportService(session, platform, principal)
+
+
 Service = Annotated[ReportService, Depends(_service)]
+ReadService = Annotated[ReportService, Depends(_read_service)]  # lists and search: the replica
 
 
 def _unprocessable(exc: ValidationError) -> Unprocessable:
@@ -110,7 +123,7 @@ async def create_report(
 
 @router.get("", response_model=ReportPage)
 async def list_reports(
-    service: Service,
+    service: ReadService,
     queue: Annotated[str, Query(pattern="^(public|mine|inbox|triage|all)$")] = "public",
     status_: Annotated[list[str] | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -123,7 +136,7 @@ async def list_reports(
 
 @router.get("/nearby", response_model=list[NearbyOut])
 async def nearby(
-    service: Service,
+    service: ReadService,
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
     lng: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
     category: Annotated[str | None, Query(max_length=60)] = None,
@@ -146,7 +159,7 @@ async def departments(service: Service) -> list[DepartmentOut]:
 @router.get("/notifications", response_model=list[NotificationOut])
 async def notifications(
     principal: CurrentPrincipal,
-    service: Service,
+    service: ReadService,
     unread: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[NotificationOut]:
@@ -165,12 +178,12 @@ async def mark_read(
 
 
 @router.get("/stats", response_model=Stats)
-async def stats(principal: CurrentPrincipal, service: Service) -> Stats:
+async def stats(principal: CurrentPrincipal, service: ReadService) -> Stats:
     return await service.stats()
 
 
 @router.get("/stats.csv")
-async def stats_csv(principal: CurrentPrincipal, service: Service) -> Response:
+async def stats_csv(principal: CurrentPrincipal, service: ReadService) -> Response:
     data = await service.stats()
     rows: list[list[Any]] = [["dimension", "key", "count"]]
     for dim, values in (
@@ -187,7 +200,7 @@ async def stats_csv(principal: CurrentPrincipal, service: Service) -> Response:
 @router.get("/audit", response_model=list[AuditOut])
 async def audit(
     principal: CurrentPrincipal,
-    service: Service,
+    service: ReadService,
     report_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,

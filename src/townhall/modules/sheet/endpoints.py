@@ -12,7 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 
 from townhall.collab.engine import CollabEngine, get_engine
-from townhall.core.deps import CurrentPrincipal, DbSession, PlatformDep
+from townhall.core.deps import CurrentPrincipal, DbSession, PlatformDep, ReadSession
 from townhall.modules.sheet.files import SheetData, read_upload
 from townhall.modules.sheet.schemas import (
     ImportOut,
@@ -56,6 +56,7 @@ async def get_service(
 
 
 Service = Annotated[SheetService, Depends(get_service)]
+Engine = Annotated[CollabEngine, Depends(get_engine)]
 A1 = Annotated[str, Query(min_length=2, max_length=32, description="A cell or range: B2:D10")]
 
 
@@ -76,9 +77,11 @@ def _download(body: bytes, media: str, stem: str, ext: str) -> Response:
 
 
 @router.get("/workbooks", response_model=list[WorkbookOut])
-async def list_workbooks(service: Service) -> list[WorkbookOut]:
-    """The workbooks the caller owns or is a member of, recently changed first."""
-    return await service.workbooks()
+async def list_workbooks(
+    session: ReadSession, platform: PlatformDep, principal: CurrentPrincipal, engine: Engine
+) -> list[WorkbookOut]:
+    """The workbooks the caller owns or is a member of, recently changed first (replica)."""
+    return await SheetService(session, platform, principal, engine).workbooks()
 
 
 @router.post("/workbooks", response_model=WorkbookOut, status_code=status.HTTP_201_CREATED)
