@@ -15,10 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
+from tests.collab.test_sockets import YClient
 from tests.fixtures.app import signup
 from tests.fixtures.serve import serve_process
 from tests.fixtures.services import REDIS_URL, free_port, require
+from tests.modules.quiz.helpers import QUESTIONS, signup_and_quiz, stored_game
+from tests.modules.quiz.helpers import Client as QuizClient
 
 # Starting two web processes is the slow part; a loaded CI machine may need minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(300)]
@@ -165,3 +169,62 @@ async def test_townhall_limits_answer_before_nginx_cuts_a_large_body(cluster: st
         )
         assert response.status_code == 413
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_yjs_room_spans_the_processes_behind_one_port(cluster: str) -> None:
+    async with httpx.AsyncClient(base_url=cluster, timeout=20) as http:
+        token = (await signup(http, "yjs@example.com"))["access_token"]
+    ws_url = cluster.replace("http://", "ws://") + f"/collab/ws/demo/{uuid.uuid4().hex}"
+    # least_conn sends the second WebSocket to the process not holding the first.
+    async with (
+        websockets.connect(f"{ws_url}?token={token}") as ws_a,
+        websockets.connect(f"{ws_url}?token={token}") as ws_b,
+    ):
+        a, b = YClient(ws_a), YClient(ws_b)
+        await a.handshake()
+        await b.handshake()
+        await a.edit("through nginx;")
+        await b.pump_until(lambda: "through nginx;" in b.text, timeout=10)
+        await b.edit("and back;")
+        await a.pump_until(lambda: "and back;" in a.text, timeout=10)
+        assert a.text == b.text
+
+
+async def test_a_quiz_game_plays_across_the_processes_behind_one_port(cluster: str) -> None:
+    token, quiz_id = await signup_and_quiz(cluster, "quizhost@example.com", QUESTIONS[:1])
+    # least_conn spreads the long-lived sockets: host and Bob on one process, Ann on the other.
+    host = await QuizClient().connect(cluster, token)
+    ann = await QuizClient().connect(cluster)
+    bob = await QuizClient().connect(cluster)
+    try:
+        created = await host.call("host_create", {"quiz_id": quiz_id})
+        assert created["ok"], created
+        pin = created["pin"]
+        for player, name in ((ann, "Ann"), (bob, "Bob")):
+            assert (await player.call("join", {"pin": pin, "nickname": name}))["ok"]
+        assert (await host.call("next"))["ok"]
+        await ann.wait("question")
+        await bob.wait("question")
+        right = await ann.call("answer", {"index": 0, "answer": 1})
+        wrong = await bob.call("answer", {"index": 0, "answer": 0})
+        assert right["points"] > 0, right
+        assert wrong["points"] == 0, wrong
+        for player in (ann, bob):  # both answered: the question closes early, on one process
+            results = await player.wait("question_results", timeout=15)
+            assert results["index"] == 0
+            assert results["distribution"]["answered"] == 2
+            assert results["top"][0]["nickname"] == "Ann"
+        assert (await host.call("finish"))["ok"]
+        podium = (await bob.wait("game_over"))["podium"]
+        assert [p["nickname"] for p in podium][:2] == ["Ann", "Bob"]
+        assert podium[0]["score"] == right["points"] + right["bonus"]
+        async with httpx.AsyncClient(base_url=cluster, timeout=20) as http:
+            http.headers["Authorization"] = f"Bearer {token}"
+            stored = await stored_game(http, created["game_id"])
+        assert {p["nickname"]: p["score"] for p in stored["players"]} == {
+            "Ann": right["points"] + right["bonus"],
+            "Bob": 0,
+        }
+    finally:
+        for client in (host, ann, bob):
+            await client.close()
