@@ -56,6 +56,12 @@ async def fresh_database(name: str) -> str:
     return url
 
 
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(ADMIN)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.close()
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -239,59 +245,67 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--parts", default="writes,bigdoc,fanout,catchup")
     args = parser.parse_args()
-    url = await fresh_database(f"townhall_bench_sync_{os.getpid()}")
-    async_url = url.replace("postgresql://", "postgresql+asyncpg://")
-    settings = make_settings(
-        Path(tempfile.mkdtemp()), database_url=async_url, database_pool_size=20
-    )
-    app = create_app(settings)
-    from asgi_lifespan import LifespanManager
+    name = f"townhall_bench_sync_{os.getpid()}"
+    url = await fresh_database(name)
+    try:
+        async_url = url.replace("postgresql://", "postgresql+asyncpg://")
+        settings = make_settings(
+            Path(tempfile.mkdtemp()), database_url=async_url, database_pool_size=20
+        )
+        app = create_app(settings)
+        from asgi_lifespan import LifespanManager
 
-    async with LifespanManager(app, startup_timeout=60):
-        platform = app.state.platform
-        async with platform.db.session() as session:
-            auth = AuthService(settings, platform.cache)
-            user = await auth.create_user(
-                session,
-                email="bench@example.com",
-                display_name="B",
-                password="password123",
-                roles=("user",),
+        async with LifespanManager(app, startup_timeout=60):
+            platform = app.state.platform
+            async with platform.db.session() as session:
+                auth = AuthService(settings, platform.cache)
+                user = await auth.create_user(
+                    session,
+                    email="bench@example.com",
+                    display_name="B",
+                    password="password123",
+                    roles=("user",),
+                )
+                owner = Principal(
+                    user=user, family_id=user.id, grants=await load_grants(session, user.id)
+                )
+            token = await issue_token(platform, settings)
+            print("load average:", os.getloadavg())
+            parts = set(args.parts.split(","))
+            writes = await bench_writes(
+                platform, owner, url, args.updates if "writes" in parts else 1
             )
-            owner = Principal(
-                user=user, family_id=user.id, grants=await load_grants(session, user.id)
-            )
-        token = await issue_token(platform, settings)
-        print("load average:", os.getloadavg())
-        parts = set(args.parts.split(","))
-        writes = await bench_writes(platform, owner, url, args.updates if "writes" in parts else 1)
-        print(
-            f"write path: engine {writes['engine_per_s']:.0f}/s, raw UPDATE+INSERT "
-            f"{writes['raw_per_s']:.0f}/s, ratio {writes['ratio']:.2f}; client CPU per write "
-            f"engine {writes['engine_cpu_ms']:.2f} ms, raw {writes['raw_cpu_ms']:.2f} ms"
-        )
-        fan = (
-            None
-            if "fanout" not in parts
-            else await bench_fanout(app, platform, owner, token, args.subscribers, args.events)
-        )
-        if fan is not None:
             print(
-                f"SSE fan-out: {fan['subscribers']} subscribers, "
-                f"{fan['deliveries']}/{fan['expected']} "
-                f"deliveries, p50 {fan['p50_ms']:.1f} ms, p99 {fan['p99_ms']:.1f} ms"
+                f"write path: engine {writes['engine_per_s']:.0f}/s, raw UPDATE+INSERT "
+                f"{writes['raw_per_s']:.0f}/s, ratio {writes['ratio']:.2f}; client CPU per write "
+                f"engine {writes['engine_cpu_ms']:.2f} ms, raw {writes['raw_cpu_ms']:.2f} ms"
             )
-        if "bigdoc" in parts:
-            big = await bench_big_document(platform, owner, max(1, args.updates // 5))
-            print(f"large document (10k fields): {big['ms_per_edit']:.2f} ms per one-field edit")
-        for behind in (10_000, 100_000) if "catchup" in parts else ():
-            c = await bench_catchup(platform, owner, behind)
-            print(
-                f"catch-up {behind} behind: events {c['events_s']:.2f} s "
-                f"({c['events_events']:.0f} events), "
-                f"snapshot+tail {c['snapshot_s']:.3f} s ({c['snapshot_events']:.0f} events)"
+            fan = (
+                None
+                if "fanout" not in parts
+                else await bench_fanout(app, platform, owner, token, args.subscribers, args.events)
             )
-        print("load average:", os.getloadavg())
+            if fan is not None:
+                print(
+                    f"SSE fan-out: {fan['subscribers']} subscribers, "
+                    f"{fan['deliveries']}/{fan['expected']} "
+                    f"deliveries, p50 {fan['p50_ms']:.1f} ms, p99 {fan['p99_ms']:.1f} ms"
+                )
+            if "bigdoc" in parts:
+                big = await bench_big_document(platform, owner, max(1, args.updates // 5))
+                print(
+                    f"large document (10k fields): {big['ms_per_edit']:.2f} ms per one-field edit"
+                )
+            for behind in (10_000, 100_000) if "catchup" in parts else ():
+                c = await bench_catchup(platform, owner, behind)
+                print(
+                    f"catch-up {behind} behind: events {c['events_s']:.2f} s "
+                    f"({c['events_events']:.0f} events), "
+                    f"snapshot+tail {c['snapshot_s']:.3f} s ({c['snapshot_events']:.0f} events)"
+                )
+            print("load average:", os.getloadavg())
+    finally:
+        await drop_database(name)
 
 
 async def issue_token(platform: Any, settings: Any) -> str:
