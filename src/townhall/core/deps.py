@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import structlog
 from cashews import Cache as CashewsCache
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,6 +21,8 @@ from townhall.core.config import Settings
 from townhall.core.db import commit, session_wrote
 from townhall.core.errors import AppError, Forbidden, Unauthorized
 from townhall.core.platform import Platform
+
+log = structlog.get_logger(__name__)
 
 ACCESS_COOKIE = "th_access"
 REFRESH_COOKIE = "th_refresh"
@@ -72,7 +75,11 @@ async def get_db_session(
         if writer is not None and platform.db.has_replica and session_wrote(session):
             # Noted before the response leaves, so the writer's next request reads the primary.
             lag = platform.settings.database_replica_lag_seconds
-            await platform.cache.set(recent_writer_key(writer), 1, expire=lag)
+            try:
+                await platform.cache.set(recent_writer_key(writer), 1, expire=lag)
+            except Exception:
+                # The write is committed: answer it; only this user's next lists may lag.
+                log.warning("could not note a recent writer", user_id=str(writer), exc_info=True)
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
