@@ -18,11 +18,13 @@ import pytest
 import websockets
 
 from tests.collab.test_sockets import YClient
-from tests.fixtures.app import signup
+from tests.fixtures.app import make_settings, signup
 from tests.fixtures.serve import serve_process
 from tests.fixtures.services import REDIS_URL, free_port, require
 from tests.modules.quiz.helpers import QUESTIONS, signup_and_quiz, stored_game
 from tests.modules.quiz.helpers import Client as QuizClient
+from tests.modules.report.conftest import build_world, wait_for
+from townhall.core.platform import build_platform
 
 # Starting two web processes is the slow part; a loaded CI machine may need minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(300)]
@@ -85,17 +87,24 @@ def test_the_tls_stanza_is_valid_nginx(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Two web processes sharing one database and Redis, behind nginx; yields nginx's URL."""
-    require("Redis", REDIS_URL, 6379)
+def shared_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The settings every process of the cluster shares (one SQLite file, one Redis)."""
     tmp_path = tmp_path_factory.mktemp("cluster")
-    shared = {
+    return {
         "TOWNHALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
         "TOWNHALL_SECRET_KEY": "cluster-test-secret-with-enough-length-for-hs256",
         "TOWNHALL_REDIS_URL": REDIS_URL,
         "TOWNHALL_PUBSUB_CHANNEL_PREFIX": f"nginx-test-{uuid.uuid4().hex[:8]}",
         "TOWNHALL_SIGNUP_PER_IP_PER_HOUR": "1000",  # the Redis counter outlives this test
     }
+
+
+@pytest.fixture(scope="module")
+def cluster(shared_env: dict[str, str]) -> Iterator[str]:
+    """Two web processes sharing one database and Redis, behind nginx; yields nginx's URL."""
+    require("Redis", REDIS_URL, 6379)
+    shared = shared_env
+    tmp_path = Path(shared["TOWNHALL_DATABASE_URL"].split(":///", 1)[1]).parent
     ports = []
     with ExitStack() as stack:
         for name in ("web1", "web2"):  # one after the other: the first migrates the database
@@ -162,7 +171,7 @@ async def test_sse_streams_unbuffered_across_processes_through_one_port(cluster:
 
 async def test_townhall_limits_answer_before_nginx_cuts_a_large_body(cluster: str) -> None:
     async with httpx.AsyncClient(base_url=cluster, timeout=20) as http:
-        ann = await signup(http, "bob@example.com")
+        ann = await signup(http, "limits@example.com")
         too_big = b"x" * (11 * 1024 * 1024)  # over townhall's 10 MiB, under nginx's limit
         response = await http.post(
             API, content=too_big, headers={**ann["headers"], "Content-Type": "application/json"}
@@ -228,3 +237,30 @@ async def test_a_quiz_game_plays_across_the_processes_behind_one_port(cluster: s
     finally:
         for client in (host, ann, bob):
             await client.close()
+
+
+async def test_report_notifications_reach_an_officer_on_the_other_process(
+    cluster: str, shared_env: dict[str, str], tmp_path: Path
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url=shared_env["TOWNHALL_DATABASE_URL"],
+        secret_key=shared_env["TOWNHALL_SECRET_KEY"],
+        redis_url=REDIS_URL,
+        pubsub_channel_prefix=shared_env["TOWNHALL_PUBSUB_CHANNEL_PREFIX"],
+    )
+    async with (
+        build_platform(settings) as platform,  # only to seed staff and departments
+        httpx.AsyncClient(base_url=cluster, timeout=30) as http,
+    ):
+        world = await build_world(http, platform)
+        token = world.users["roads_officer"]["access_token"]
+        ws_url = cluster.replace("http://", "ws://") + f"/api/v1/reports/ws?token={token}"
+        async with websockets.connect(ws_url) as officer:
+            hello = json.loads(await asyncio.wait_for(officer.recv(), 10))
+            assert hello["type"] == "ready"
+            # least_conn sends the citizen's POST to the process not holding the officer.
+            report = await world.file("alice", title="Pothole on Paldal-ro")
+            note = await wait_for(officer, "report.routed")
+            assert note["report_id"] == report["id"]
+            assert "Pothole" in note["title"]

@@ -158,6 +158,13 @@ STAFF = (
 @pytest.fixture
 async def world(client: httpx.AsyncClient, platform: Platform) -> AsyncIterator[World]:
     """Built in one transaction (the admin API itself is tested in test_stats/test_rbac)."""
+    w = await build_world(client, platform)
+    yield w
+    await w.settle()
+
+
+async def build_world(client: httpx.AsyncClient, platform: Platform) -> World:
+    """Departments, categories with routing rules, citizens, staff and an admin, signed in."""
     w = World(client, platform)
     auth = AuthService(platform.settings, platform.cache)
     async with platform.db.session() as session:
@@ -193,8 +200,7 @@ async def world(client: httpx.AsyncClient, platform: Platform) -> AsyncIterator[
                 "id": str(user.id),
             }
         w.dept = {slug: str(d.id) for slug, d in departments.items()}
-    yield w
-    await w.settle()
+    return w
 
 
 @asynccontextmanager
