@@ -16,7 +16,7 @@ import httpx
 import pytest
 import websockets
 from tests.collab.helpers import text_update
-from tests.collab.test_sockets import YClient, _recv_json
+from tests.collab.test_sockets import YClient, _recv_json, edits_meet
 from tests.fixtures.services import REDIS_URL, free_port, require
 
 # Starting processes is slow on a loaded machine; the timeout covers migrate + two starts.
@@ -117,14 +117,7 @@ async def test_clients_on_different_processes_converge(two_servers: list[str]) -
         websockets.connect(f"ws://{a_host}{path}") as ws_a,
         websockets.connect(f"ws://{b_host}{path}") as ws_b,
     ):
-        a, b = YClient(ws_a), YClient(ws_b)
-        await a.handshake()
-        await b.handshake()
-        await a.edit("from A;")
-        await b.pump_until(lambda: "from A;" in b.text, timeout=10)
-        await b.edit("from B;")
-        await a.pump_until(lambda: "from B;" in a.text, timeout=10)
-        assert a.text == b.text
+        await edits_meet(ws_a, ws_b, "from A;", "from B;")
 
     # Signaling peers on different processes see each other.
     topic = f"townhall:demo:{doc_id}"

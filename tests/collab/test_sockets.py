@@ -83,6 +83,18 @@ class YClient:
         return str(self.doc.get("text", type=pycrdt.Text))
 
 
+async def edits_meet(ws_a: Any, ws_b: Any, first: str, second: str) -> None:
+    """Sync both sockets, edit on A then on B; each sees the other's edit, texts equal."""
+    a, b = YClient(ws_a), YClient(ws_b)
+    await a.handshake()
+    await b.handshake()
+    await a.edit(first)
+    await b.pump_until(lambda: first in b.text, timeout=10)
+    await b.edit(second)
+    await a.pump_until(lambda: second in a.text, timeout=10)
+    assert a.text == b.text
+
+
 async def test_two_y_websocket_clients_converge_and_the_server_stores(
     client: httpx.AsyncClient, app: FastAPI, live: str, doc_id: str
 ) -> None:

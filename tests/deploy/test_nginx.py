@@ -17,7 +17,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.collab.test_sockets import YClient
+from tests.collab.test_sockets import edits_meet
 from tests.fixtures.app import make_settings, signup
 from tests.fixtures.serve import serve_process
 from tests.fixtures.services import REDIS_URL, free_port, require
@@ -189,14 +189,7 @@ async def test_a_yjs_room_spans_the_processes_behind_one_port(cluster: str) -> N
         websockets.connect(f"{ws_url}?token={token}") as ws_a,
         websockets.connect(f"{ws_url}?token={token}") as ws_b,
     ):
-        a, b = YClient(ws_a), YClient(ws_b)
-        await a.handshake()
-        await b.handshake()
-        await a.edit("through nginx;")
-        await b.pump_until(lambda: "through nginx;" in b.text, timeout=10)
-        await b.edit("and back;")
-        await a.pump_until(lambda: "and back;" in a.text, timeout=10)
-        assert a.text == b.text
+        await edits_meet(ws_a, ws_b, "through nginx;", "and back;")
 
 
 async def test_a_quiz_game_plays_across_the_processes_behind_one_port(cluster: str) -> None:
