@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import random
 import statistics
 import tempfile
@@ -29,10 +28,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 from aiohttp import web
 from asgi_lifespan import LifespanManager
+from common import REDIS_URL, pct, scratch_database
 from PIL import Image
 
 from townhall.core.config import Settings, normalise_database_url
@@ -40,10 +40,6 @@ from townhall.core.migrate import upgrade
 from townhall.main import create_app
 from townhall.modules.link.urls import normalize_url, url_hash
 
-ADMIN_URL = os.environ.get(
-    "TOWNHALL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-).replace("postgresql+asyncpg://", "postgresql://")
-REDIS_URL = os.environ.get("TOWNHALL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 _WORDS_TEXT = """
 react hooks python postgres index query cache redis queue worker thumbnail image
 search korean 리액트훅 서울 여행 요리 레시피 design travel music science startup finance health
@@ -60,29 +56,6 @@ ARTICLE = """<!doctype html><html><head><meta charset="utf-8"><title>Bench {n}</
 This advanced tutorial measures both in a deep dive for developers.</p></article></body></html>"""
 SINGLE_LINKS = 5
 SEED_MS = {"save": 500.0, "list cached": 50.0, "list uncached": 200.0, "search": 300.0}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-async def create_database(name: str) -> str:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def fill(url: str, user_id: uuid.UUID, count: int) -> None:
@@ -264,12 +237,10 @@ async def pipeline_throughput(
 
 
 async def run(links: int, requests: int, pipeline: int) -> None:
-    name = f"townhall_bench_links_{os.getpid()}"
-    url = await create_database(name)
-    try:
+    async with scratch_database("links") as url:
         await asyncio.to_thread(upgrade, normalise_database_url(url))
         with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(  # type: ignore[call-arg]
+            settings = Settings(
                 _env_file=None,
                 env="test",
                 var_dir=Path(tmp),
@@ -338,7 +309,7 @@ async def run(links: int, requests: int, pipeline: int) -> None:
         print("| operation | p50 ms | p99 ms | seed figure ms | p50 / seed | p99 / seed |")
         print("|---|---|---|---|---|---|")
         for op, values in results.items():
-            p50, p99 = statistics.median(values), pct(values, 99)
+            p50, p99 = statistics.median(values), pct(values, 0.99)
             seed = SEED_MS[op]
             ratios = f"{p50 / seed:.2f} | {p99 / seed:.2f}"
             print(f"| {op} | {p50:.1f} | {p99:.1f} | {seed:.0f} | {ratios} |")
@@ -352,8 +323,6 @@ async def run(links: int, requests: int, pipeline: int) -> None:
                 f"{SINGLE_LINKS}; seed: 5-15 s); {pipeline} links at once: {rate:.0f} links/min, "
                 f"{failed} failed"
             )
-    finally:
-        await drop_database(name)
 
 
 def main() -> None:

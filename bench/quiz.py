@@ -18,22 +18,22 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from common import REDIS_URL, free_port, pct, rss_kb, wait_ready
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_DIR = ROOT / "var" / "bench" / "quiz-peer"
-REDIS_URL = os.environ.get("TOWNHALL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 NS = "/quiz"
 
 PEER_JS = r"""
@@ -87,33 +87,14 @@ console.log("ready");
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@dataclass(frozen=True)
+class Plan:
+    """One measured run: `games` games of `players` players on `workers` server processes."""
 
-
-def rss_kb(pid: int) -> int:
-    """Resident memory of a process and its children, from /proc."""
-    total = 0
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    for p in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    games: int
+    players: int
+    workers: int
+    rounds: int
 
 
 class Player:
@@ -161,18 +142,6 @@ class Player:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.ws.close()
-
-
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], path: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as http:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise SystemExit(f"{url} exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(path)).status_code < 500:
-                    return
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"{url} did not start")
 
 
 async def run_games(
@@ -241,7 +210,7 @@ async def run_games(
     }
 
 
-async def bench_townhall(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def bench_townhall(plan: Plan, tmp: Path) -> dict[str, Any]:
     prefix = f"bench-{uuid.uuid4().hex[:6]}:"
     db = tmp / "bench.db"
     env = {
@@ -259,7 +228,7 @@ async def bench_townhall(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     subprocess.run(
         [sys.executable, "-m", "townhall.cli", "migrate"], env=env, check=True, capture_output=True
     )
-    ports = [free_port() for _ in range(args.workers)]
+    ports = [free_port() for _ in range(plan.workers)]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "townhall.cli", "serve", "--port", str(p), "--no-migrate"],
@@ -288,35 +257,41 @@ async def bench_townhall(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             }
             quiz = await http.post(
                 "/api/v1/quizzes",
-                json={"title": "Bench", "questions": [question] * args.rounds},
+                json={"title": "Bench", "questions": [question] * plan.rounds},
                 headers={"Authorization": f"Bearer {token}"},
             )
             quiz_id = quiz.json()["id"]
         idle = sum(rss_kb(p.pid) for p in procs)
         games = []
-        for g in range(args.games):
+        for g in range(plan.games):
             host = await Player().connect(urls[g % len(urls)], {"token": token})
             created = await host.call("host_create", {"quiz_id": quiz_id})
             games.append((host, created["pin"]))
-        result = await run_measured(args, "townhall", urls, games, procs, idle)
+        result = await run_measured(plan, "townhall", urls, games, procs, idle)
         for host, _ in games:
             await host.close()
         return result
     finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(15)
+        stop_all(procs)
         from redis.asyncio import Redis
 
         client = Redis.from_url(REDIS_URL)
         async for key in client.scan_iter(match=f"{prefix}*", count=1000):
             await client.delete(key)
-        await client.aclose()
+        await client.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each server's process group, then wait for it."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.wait(15)
 
 
 async def run_measured(
-    args: argparse.Namespace,
+    plan: Plan,
     name: str,
     urls: list[str],
     games: list[tuple[Player, str]],
@@ -333,7 +308,7 @@ async def run_measured(
 
     sampler = asyncio.create_task(sample())
     try:
-        result = await run_games(name, urls, games, args.players, args.rounds)
+        result = await run_games(name, urls, games, plan.players, plan.rounds)
     finally:
         stop.set()
         await sampler
@@ -342,7 +317,7 @@ async def run_measured(
     return result
 
 
-async def bench_node(args: argparse.Namespace) -> dict[str, Any] | None:
+async def bench_node(plan: Plan) -> dict[str, Any] | None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         print("node/npm missing: Node peer skipped")
@@ -368,7 +343,7 @@ async def bench_node(args: argparse.Namespace) -> dict[str, Any] | None:
             check=True,
         )
     prefix = f"bench-node-{uuid.uuid4().hex[:6]}:"
-    ports = [free_port() for _ in range(args.workers)]
+    ports = [free_port() for _ in range(plan.workers)]
     procs = [
         subprocess.Popen(
             [node, "server.mjs", str(p), REDIS_URL, prefix],
@@ -384,20 +359,17 @@ async def bench_node(args: argparse.Namespace) -> dict[str, Any] | None:
             await wait_ready(url, proc, "/socket.io/?EIO=4&transport=polling")
         idle = sum(rss_kb(p.pid) for p in procs)
         games = []
-        for g in range(args.games):
+        for g in range(plan.games):
             host = await Player().connect(urls[g % len(urls)])
             pin = f"{g:06d}"
             await host.call("host", {"pin": pin})
             games.append((host, pin))
-        result = await run_measured(args, "node socket.io", urls, games, procs, idle)
+        result = await run_measured(plan, "node socket.io", urls, games, procs, idle)
         for host, _ in games:
             await host.close()
         return result
     finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(15)
+        stop_all(procs)
 
 
 def show(rows: list[dict[str, Any]]) -> None:
@@ -428,7 +400,7 @@ async def main() -> None:
     parser.add_argument("--players", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = Plan(**vars(parser.parse_args()))
     print(
         f"{args.games} games x {args.players} players, {args.workers} workers, "
         f"{args.rounds} questions"

@@ -20,51 +20,23 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import uvicorn
+from common import free_port, pct, scratch_database
+from tests.fixtures.app import make_settings
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.fixtures.app import make_settings  # noqa: E402
-from tests.fixtures.services import POSTGRES_URL, free_port  # noqa: E402
-
-from townhall.core.auth.rbac import load_grants  # noqa: E402
-from townhall.core.auth.service import AuthService  # noqa: E402
-from townhall.core.deps import Principal  # noqa: E402
-from townhall.core.migrate import upgrade  # noqa: E402
-from townhall.main import create_app  # noqa: E402
-from townhall.sync.patching import MergePatch  # noqa: E402
-from townhall.sync.service import SyncService  # noqa: E402
-
-ADMIN = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def fresh_database(name: str) -> str:
-    conn = await asyncpg.connect(ADMIN)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    await asyncio.to_thread(upgrade, url.replace("postgresql://", "postgresql+asyncpg://"))
-    return url
-
-
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(ADMIN)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from townhall.core.auth.rbac import load_grants
+from townhall.core.auth.service import AuthService
+from townhall.core.deps import Principal
+from townhall.core.migrate import upgrade
+from townhall.main import create_app
+from townhall.sync.patching import MergePatch
+from townhall.sync.service import SyncService
 
 
 async def bench_writes(
@@ -245,10 +217,9 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--parts", default="writes,bigdoc,fanout,catchup")
     args = parser.parse_args()
-    name = f"townhall_bench_sync_{os.getpid()}"
-    url = await fresh_database(name)
-    try:
+    async with scratch_database("sync") as url:
         async_url = url.replace("postgresql://", "postgresql+asyncpg://")
+        await asyncio.to_thread(upgrade, async_url)
         settings = make_settings(
             Path(tempfile.mkdtemp()), database_url=async_url, database_pool_size=20
         )
@@ -304,8 +275,6 @@ async def main() -> None:
                     f"snapshot+tail {c['snapshot_s']:.3f} s ({c['snapshot_events']:.0f} events)"
                 )
             print("load average:", os.getloadavg())
-    finally:
-        await drop_database(name)
 
 
 async def issue_token(platform: Any, settings: Any) -> str:
