@@ -101,3 +101,16 @@ async def scratch_database(tag: str = "") -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(name)
+
+
+async def delete_keys(*prefixes: str) -> None:
+    """Delete the Redis keys of this run (every key starting with one of `prefixes`)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        for prefix in prefixes:
+            async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                await client.delete(key)
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose

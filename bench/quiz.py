@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import REDIS_URL, free_port, pct, rss_kb, wait_ready
+from common import REDIS_URL, delete_keys, free_port, pct, rss_kb, wait_ready
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,12 +273,7 @@ async def bench_townhall(plan: Plan, tmp: Path) -> dict[str, Any]:
         return result
     finally:
         stop_all(procs)
-        from redis.asyncio import Redis
-
-        client = Redis.from_url(REDIS_URL)
-        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            await client.delete(key)
-        await client.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+        await delete_keys(prefix)
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -370,6 +365,7 @@ async def bench_node(plan: Plan) -> dict[str, Any] | None:
         return result
     finally:
         stop_all(procs)
+        await delete_keys(prefix)
 
 
 def show(rows: list[dict[str, Any]]) -> None:
