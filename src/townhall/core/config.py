@@ -389,6 +389,9 @@ class Settings(BaseSettings):
     quiz_events_per_second: float = Field(
         20.0, description="Socket.IO events per socket per second (bursts of twice that)"
     )
+    quiz_host_absent_seconds: float = Field(
+        300.0, description="A game whose host has no connected socket this long is ended"
+    )
     quiz_chat_per_minute: int = Field(20, description="Chat messages per player per minute")
     quiz_ranking_in_broadcast: int = Field(
         500, description="Players in the broadcast ranking; the rest ask for their rank with `me`"

@@ -184,3 +184,16 @@ async def test_store_points_follow_the_python_formula(store: GameStore) -> None:
     assert outcome.elapsed_ms > 500
     assert outcome.points == kahoot_points(outcome.elapsed_ms, 3_000, 1000)
     assert outcome.points < 1000
+
+
+async def test_a_host_is_absent_once_no_worker_has_seen_it_for_long_enough(
+    store: GameStore,
+) -> None:
+    await store.host_seen(["111111", "222222"])
+    assert await store.absent_hosts(60_000) == []
+    await asyncio.sleep(0.05)
+    await store.host_seen(["222222"])  # still connected somewhere
+    assert await store.absent_hosts(40) == ["111111"]
+    await store.forget_host("111111")
+    assert await store.absent_hosts(0) == ["222222"]
+    await store.host_seen([])  # a worker hosting nothing has nothing to note

@@ -81,7 +81,7 @@ class Game(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     pin: Mapped[str] = mapped_column(String(6))
-    status: Mapped[str] = mapped_column(String(16), default="lobby")  # lobby | ended
+    status: Mapped[str] = mapped_column(String(16), default="lobby")  # lobby | ended | abandoned
     quiz_title: Mapped[str] = mapped_column(String(200))
     question_count: Mapped[int] = mapped_column(default=0)
     player_count: Mapped[int] = mapped_column(default=0)

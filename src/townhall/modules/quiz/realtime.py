@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 NAMESPACE = "/quiz"
+FINISHED, HOST_LEFT = "finished", "host_left"  # why a game ended (`game_over`'s reason)
 QUIZ_PERMISSION = "account.use"  # a signed-in socket hosts and plays as its account
 
 
@@ -150,16 +151,48 @@ class QuizServer:
 
     async def _watch(self) -> None:
         """Every worker closes questions whose deadline passed (the timer owner may be dead)."""
+        # Hosts are looked at less often: being absent is measured in minutes, not in ms.
+        host_every = min(5.0, self.settings.quiz_host_absent_seconds / 3)
+        hosts_due = 0.0
         # The flag, not only the cancel: a cancel lost inside redis-py would keep this running.
         while not self._stopping:
             try:
                 for pin, index in await self.store.overdue(self.settings.quiz_close_grace_ms):
                     await self.close_question(pin, index)
+                if time.monotonic() >= hosts_due:
+                    hosts_due = time.monotonic() + host_every
+                    await self.sweep_absent_hosts()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("quiz watchdog sweep failed")
             await asyncio.sleep(self.settings.quiz_watchdog_seconds)
+
+    async def sweep_absent_hosts(self) -> None:
+        """Note the hosts connected here, then end the games no worker has seen a host of."""
+        await self.store.host_seen({c.pin for c in self.conns.values() if c.is_host and c.pin})
+        absent_ms = int(self.settings.quiz_host_absent_seconds * 1000)
+        for pin in await self.store.absent_hosts(absent_ms):
+            await self.abandon(pin)
+
+    async def abandon(self, pin: str) -> None:
+        """End a game its host left: the scores so far are kept; a lobby is discarded."""
+        game = await self.store.game(pin)
+        if game is not None and game.status == QUESTION:
+            await self.close_question(pin, game.q_index)
+        if game is not None and await self.store.finish(pin):
+            log.info("quiz host left, game ended", pin=pin, game_id=game.game_id)
+            if game.q_index < 0:
+                await self._emit_game_over(game, [], [], reason=HOST_LEFT)
+                assert self.platform is not None
+                async with self.platform.db.session() as session:
+                    await service.abandon_game(session, uuid.UUID(game.game_id))
+                self._questions.pop(pin, None)
+            else:
+                await self._end_game(game, reason=HOST_LEFT)
+        current = await self.store.game(pin)
+        if current is None or current.status == ENDED:
+            await self.store.forget_host(pin)
 
     # plumbing
 
@@ -336,6 +369,7 @@ class QuizServer:
                 raise GameError("busy", "no free game PIN, try again")
             await service.start_game(session, user_id, quiz, pin, game_id)
         await self._enter(sid, conn, pin, 0, host=True)
+        await self.store.host_seen([pin])
         return {"pin": pin, "game_id": str(game_id), "title": quiz.title, "total": len(questions)}
 
     async def _principal(self, session: Any, user_id: uuid.UUID) -> Principal:
@@ -353,6 +387,7 @@ class QuizServer:
         if conn.user_id is None or game.host_user_id != conn.user_id:
             raise GameError("not_host", "only the host controls the game")
         await self._enter(sid, conn, pin, 0, host=True)
+        await self.store.host_seen([pin])
         return await self.snapshot(game, None)
 
     async def next_question(self, sid: str, conn: Conn, data: dict[str, Any]) -> dict[str, Any]:
@@ -666,7 +701,7 @@ class QuizServer:
             # The host's finish stores them again (the write is once per game).
             log.exception("storing quiz results failed", pin=game.pin, game_id=game.game_id)
 
-    async def _end_game(self, game: GameInfo) -> list[dict[str, Any]]:
+    async def _end_game(self, game: GameInfo, reason: str = FINISHED) -> list[dict[str, Any]]:
         ranking = await self.store.ranking(game.pin)
         players = await self.store.players(game.pin)
         podium = [
@@ -674,15 +709,25 @@ class QuizServer:
             for i, (no, s) in enumerate(ranking[:3])
             if no in players
         ]
+        await self._emit_game_over(game, podium, ranking, reason)
+        await self._persist(game)  # a no-op when the last question's close stored them
+        self._questions.pop(game.pin, None)
+        return podium
+
+    async def _emit_game_over(
+        self,
+        game: GameInfo,
+        podium: list[dict[str, Any]],
+        ranking: list[tuple[int, int]],
+        reason: str,
+    ) -> None:
         payload = {
             "podium": podium,
             "ranking": [[no, s] for no, s in ranking[: self.settings.quiz_ranking_in_broadcast]],
             "players": len(ranking),
+            "reason": reason,
         }
         await self.sio.emit("game_over", payload, room=f"game:{game.pin}", namespace=NAMESPACE)
-        await self._persist(game)  # a no-op when the last question's close stored them
-        self._questions.pop(game.pin, None)
-        return podium
 
     async def _persist(self, game: GameInfo) -> None:
         """Write every player's result per question to the database (once per game)."""

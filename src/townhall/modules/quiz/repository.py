@@ -198,6 +198,16 @@ class GameRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
+    async def abandon_lobby(self, game_id: uuid.UUID, ended_at: Any) -> bool:
+        """Mark a game that never left its lobby abandoned (it has no results to store)."""
+        result = await self.session.execute(
+            update(Game)
+            .where(Game.id == game_id, Game.status == "lobby")
+            .values(status="abandoned", ended_at=ended_at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def save_results(
         self, players: list[dict[str, Any]], answers: list[dict[str, Any]]
     ) -> None:

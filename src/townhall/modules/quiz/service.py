@@ -517,6 +517,11 @@ async def store_results(
     return True
 
 
+async def abandon_game(session: AsyncSession, game_id: uuid.UUID) -> bool:
+    """Close a game whose host left before the first question."""
+    return await GameRepository(session).abandon_lobby(game_id, utcnow())
+
+
 def game_summary(game: Game) -> GameSummary:
     return GameSummary(
         id=game.id,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,12 @@ class GameStore(ABC):
     async def save_session(self, token: str, session: Session) -> None: ...
     @abstractmethod
     async def load_session(self, token: str) -> Session | None: ...
+    @abstractmethod
+    async def host_seen(self, pins: Collection[str]) -> None: ...
+    @abstractmethod
+    async def absent_hosts(self, absent_ms: int) -> list[str]: ...
+    @abstractmethod
+    async def forget_host(self, pin: str) -> None: ...
     async def close(self) -> None:
         return None
 
@@ -177,6 +184,7 @@ class MemoryGameStore(GameStore):
         self._ended: set[str] = set()
         self._deadlines: dict[str, int] = {}
         self._sessions: dict[str, Session] = {}
+        self._host_seen: dict[str, int] = {}
 
     async def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -361,6 +369,17 @@ class MemoryGameStore(GameStore):
     async def load_session(self, token: str) -> Session | None:
         return self._sessions.get(token)
 
+    async def host_seen(self, pins: Collection[str]) -> None:
+        now = await self.now_ms()
+        self._host_seen.update(dict.fromkeys(pins, now))
+
+    async def absent_hosts(self, absent_ms: int) -> list[str]:
+        cutoff = await self.now_ms() - absent_ms
+        return [pin for pin, seen in self._host_seen.items() if seen <= cutoff]
+
+    async def forget_host(self, pin: str) -> None:
+        self._host_seen.pop(pin, None)
+
 
 # Every Lua script reads the clock with TIME so all workers share Redis's clock.
 _NOW = (
@@ -488,6 +507,14 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'LI
 """
 )
 
+HOST_SEEN_LUA = (
+    _NOW
+    + """
+for _, pin in ipairs(ARGV) do redis.call('ZADD', KEYS[1], now, pin) end
+return 0
+"""
+)
+
 FINISH_LUA = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st or st == 'question' then return 0 end
@@ -512,6 +539,7 @@ class RedisGameStore(GameStore):
         self._close = client.register_script(CLOSE_LUA)
         self._sweep = client.register_script(SWEEP_LUA)
         self._finish = client.register_script(FINISH_LUA)
+        self._host_seen = client.register_script(HOST_SEEN_LUA)
 
     @classmethod
     def from_url(
@@ -529,6 +557,10 @@ class RedisGameStore(GameStore):
     @property
     def _deadlines(self) -> str:
         return f"{self.prefix}deadlines"
+
+    @property
+    def _hosts(self) -> str:
+        return f"{self.prefix}hosts"  # pin -> when a host socket was last connected (ms)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -709,3 +741,14 @@ class RedisGameStore(GameStore):
             return None
         data = json.loads(raw)
         return Session(data["pin"], int(data["no"]), data.get("data", {}))
+
+    async def host_seen(self, pins: Collection[str]) -> None:
+        if pins:
+            await self._host_seen(keys=[self._hosts], args=list(pins))
+
+    async def absent_hosts(self, absent_ms: int) -> list[str]:
+        # The deadline sweep's script: members whose score is at least `absent_ms` old.
+        return [str(pin) for pin in await self._sweep(keys=[self._hosts], args=[absent_ms])]
+
+    async def forget_host(self, pin: str) -> None:
+        await self.redis.zrem(self._hosts, pin)
