@@ -134,7 +134,9 @@ async def clean_redis_and_broker(env: dict[str, str]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def cluster(web: int = 2, workers: int = 1) -> AsyncIterator[Cluster]:
+async def cluster(
+    web: int = 2, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Cluster]:
     """Start the cluster, yield it once nginx answers /readyz; stop everything on exit."""
     if not NGINX:
         raise SystemExit("nginx is missing (apt-get install nginx)")
@@ -143,7 +145,7 @@ async def cluster(web: int = 2, workers: int = 1) -> AsyncIterator[Cluster]:
         listen = free_port()
         url = f"http://127.0.0.1:{listen}"
         async with scratch_database("cluster") as database_url:
-            env = cluster_env(directory, database_url, url)
+            env = {**cluster_env(directory, database_url, url), **(extra_env or {})}
             migrate = await asyncio.to_thread(
                 subprocess.run, [*CLI, "migrate"], env=env, cwd=ROOT, capture_output=True
             )
