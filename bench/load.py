@@ -1,7 +1,7 @@
 """Load tests: an automatic quiz ramp, and a mixed open-loop load through a local cluster.
 
-    uv run python bench/load.py ramp [--steps 200,400,800,1200,1600,2000,2400]
-        [--configs townhall:1,townhall:2,node:1] [--time-limit 2400]
+    uv run python bench/load.py ramp [--steps 200,400,800,1200,1600,2000,2400,3200]
+        [--configs townhall:1,townhall:2,node:1,node:2] [--time-limit 2400]
     uv run python bench/load.py mixed [--duration 300] [--save-rate 2] [--search-rate 4]
         [--edit-rate 8] [--sync-rate 6]
 
@@ -555,9 +555,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ramp = sub.add_parser("ramp", help="quiz players until answer-ack p99 > 1 s")
-    ramp.add_argument("--steps", default="200,400,800,1200,1600,2000,2400")
-    ramp.add_argument("--max", type=int, default=2400, help="largest step")
-    ramp.add_argument("--configs", default="townhall:1,townhall:2,node:1")
+    ramp.add_argument("--steps", default="200,400,800,1200,1600,2000,2400,3200")
+    ramp.add_argument("--max", type=int, default=3200, help="largest step")
+    ramp.add_argument("--configs", default="townhall:1,townhall:2,node:1,node:2")
     ramp.add_argument("--rounds", type=int, default=2)
     ramp.add_argument("--time-limit", type=float, default=2400, help="seconds for all steps")
     ramp.add_argument("--plot", type=Path, default=IMG / "load-ramp.png")
