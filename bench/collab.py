@@ -23,38 +23,9 @@ from typing import Any
 import httpx
 import pycrdt
 import redis.asyncio as aioredis
+from common import REDIS_URL, ROOT, free_port, rss_kb, wait_ready
 
-ROOT = Path(__file__).resolve().parents[1]
 INTEROP = ROOT / "tests" / "collab" / "interop"
-REDIS_URL = os.environ.get("TOWNHALL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-async def wait_http(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url)).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 async def start_townhall(tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
@@ -79,7 +50,7 @@ async def start_townhall(tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    await wait_http(f"http://127.0.0.1:{port}/healthz")
+    await wait_ready(f"http://127.0.0.1:{port}", proc, "/healthz")
     return proc, f"127.0.0.1:{port}", env
 
 
@@ -175,7 +146,7 @@ async def save_path(host: str, token: str, n: int, concurrency: int) -> dict[str
     await asyncio.gather(*(raw_worker() for _ in range(concurrency)))
     raw_seconds = time.perf_counter() - t
     await r.delete(key)
-    await r.aclose()
+    await r.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
     return {
         "api_per_s": n / api_seconds,
         "raw_per_s": n / raw_seconds,

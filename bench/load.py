@@ -97,9 +97,12 @@ async def run_ramp(args: argparse.Namespace) -> None:
     print(f"load average at start: {os.getloadavg()}; {os.cpu_count()} cores")
     for system, procs in configs:
         label = f"{system} x{procs}"
-        best = 0
+        best, worst = 0, 0
         verdict = f"held every step up to {steps[-1]}"
-        for players in steps:
+        queue = list(steps)
+        refined = 0
+        while queue:
+            players = queue.pop(0)
             if time.monotonic() > deadline:
                 verdict = f"time limit reached before {players}"
                 break
@@ -115,9 +118,16 @@ async def run_ramp(args: argparse.Namespace) -> None:
                 flush=True,
             )
             if row["failed"] or row["ack_p99"] > LIMIT_MS:
-                verdict = f"p99 > 1 s at {row['players']}"
-                break
-            best = row["players"]
+                worst = row["players"]
+                queue = []
+            else:
+                best = max(best, row["players"])
+            # Coarse steps overshoot: bisect between the last held and the first failed step.
+            middle = (best + worst) // 2 // PLAYERS_PER_GAME * PLAYERS_PER_GAME
+            if worst and not queue and refined < args.refine and best < middle < worst:
+                queue, refined = [middle], refined + 1
+        if worst:
+            verdict = f"p99 > 1 s at {worst}"
         held[label] = {"held": best, "per_process": best / procs, "verdict": verdict}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "load-ramp.json").write_text(json.dumps({"rows": rows, "held": held}, indent=1))
@@ -559,6 +569,7 @@ def main() -> None:
     ramp.add_argument("--max", type=int, default=3200, help="largest step")
     ramp.add_argument("--configs", default="townhall:1,townhall:2,node:1,node:2")
     ramp.add_argument("--rounds", type=int, default=2)
+    ramp.add_argument("--refine", type=int, default=2, help="bisection steps after a failure")
     ramp.add_argument("--time-limit", type=float, default=2400, help="seconds for all steps")
     ramp.add_argument("--plot", type=Path, default=IMG / "load-ramp.png")
     mixed = sub.add_parser("mixed", help="fixed-rate mixed load through bench/cluster.py")
