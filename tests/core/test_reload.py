@@ -3,14 +3,10 @@ reconnect, every worker is replaced; `townhall reload` without a server is a cle
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +17,10 @@ from typer.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.fixtures.database import empty_tables
-from tests.fixtures.serve import START_TIMEOUT, townhall_env
-from tests.fixtures.services import REDIS_URL, free_port, require
+from tests.fixtures.serve import Workers
 from townhall.cli import app
 from townhall.core.config import get_settings
-from townhall.core.serve import PID_FILE_NAME, supervisor_pid_file, worker_pids
+from townhall.core.serve import PID_FILE_NAME, supervisor_pid_file
 
 SERVICE_RESTART = 1012  # what uvicorn sends open WebSockets when a worker shuts down
 
@@ -126,14 +120,6 @@ def reports_feed(base: str, token: str) -> ClientConnection:
     return ws
 
 
-def ready(base: str) -> bool:
-    """The balancer's readiness probe answers 200."""
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 def closing_code(ws: ClientConnection) -> int | None:
     """The close code the server sent, waiting past heartbeats and notifications."""
     try:
@@ -146,88 +132,37 @@ def closing_code(ws: ClientConnection) -> int | None:
 @pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.timeout(240)  # three app imports in a row: minutes on a loaded runner
-def test_rolling_reload_drops_no_request(tmp_path: Path, sqlite_database_url: str) -> None:
-    require("Redis", REDIS_URL, 6379)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    prefix = f"th-reload-{uuid.uuid4().hex[:8]}:"
-    env = townhall_env(
-        tmp_path,
-        TOWNHALL_BASE_URL=base,
-        TOWNHALL_DATABASE_URL=sqlite_database_url,
-        TOWNHALL_REDIS_URL=REDIS_URL,
-        TOWNHALL_SIGNUP_PER_IP_PER_HOUR="100000",
-        TOWNHALL_PUBSUB_CHANNEL_PREFIX=prefix,
-        TOWNHALL_COLLAB_KEY_PREFIX=prefix,
-        TOWNHALL_QUIZ_KEY_PREFIX=prefix,
-        TOWNHALL_JOB_QUEUE_PREFIX=prefix,
-    )
-    log_path = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "townhall.cli"]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [*command, "serve", "--port", str(port), "--workers", "2", "--no-migrate"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a killed supervisor must not leave its workers behind
-        )
+def test_rolling_reload_drops_no_request(workers: Workers) -> None:
+    base = workers.base
+    old = workers.pids()
+    user = {"email": "reload@example.com", "password": "password123", "display_name": "R"}
+    token = httpx.post(f"{base}/api/v1/auth/signup", json=user, timeout=30).json()["access_token"]
+    ws = reports_feed(base, token)
+
+    load = Load(base, token)
+    # Two slow uploads at a time, so a stopping worker likely has one in flight.
+    runs = [load.quick, load.slow, load.slow]
+    loops = [threading.Thread(target=run) for run in runs]
+    for loop in loops:
+        loop.start()
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while len(worker_pids(server.pid)) < 2 or not ready(base):
-            assert server.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.3)
-        old = worker_pids(server.pid)
-        token = httpx.post(
-            f"{base}/api/v1/auth/signup",
-            json={"email": "reload@example.com", "password": "password123", "display_name": "R"},
-            timeout=30,
-        ).json()["access_token"]
-        ws = reports_feed(base, token)
-
-        load = Load(base, token)
-        # Two slow uploads at a time, so a stopping worker likely has one in flight.
-        runs = [load.quick, load.slow, load.slow]
-        loops = [threading.Thread(target=run) for run in runs]
-        for loop in loops:
-            loop.start()
-        try:
-            before = load.answered
-            reload = subprocess.run(
-                [*command, "reload", "--timeout", "45"],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=150,
-            )
-            during = load.answered - before
-        finally:
-            load.stop.set()
-            for loop in loops:
-                loop.join()
-        assert reload.returncode == 0, reload.stderr + log_path.read_text()
-
-        assert load.failures == [], load.failures[:5]
-        assert during > 0
-        assert closing_code(ws) == SERVICE_RESTART
-        new = worker_pids(server.pid)
-        assert len(new) == 2
-        assert not new & old
-        assert all(str(pid) in reload.stdout for pid in new), reload.stdout
-        # The new workers serve the same sessions, and a reconnecting client gets its feed.
-        me = httpx.get(f"{base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
-        assert me.json()["email"] == "reload@example.com"
-        reports_feed(base, token).close()
+        before = load.answered
+        reload = workers.reload()
+        during = load.answered - before
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        asyncio.run(empty_tables(sqlite_database_url))
-    assert server.returncode == 0, log_path.read_text()
-    assert not (tmp_path / "var" / PID_FILE_NAME).exists()
+        load.stop.set()
+        for loop in loops:
+            loop.join()
+    assert reload.returncode == 0, reload.stderr + workers.log()
+
+    assert load.failures == [], load.failures[:5]
+    assert during > 0
+    assert closing_code(ws) == SERVICE_RESTART
+    new = workers.pids()
+    assert len(new) == 2
+    assert not new & old
+    assert all(str(pid) in reload.stdout for pid in new), reload.stdout
+    # The new workers serve the same sessions, and a reconnecting client gets its feed.
+    me = httpx.get(f"{base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["email"] == "reload@example.com"
+    reports_feed(base, token).close()

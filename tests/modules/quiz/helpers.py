@@ -100,8 +100,14 @@ async def live_server(settings: Settings) -> AsyncIterator[str]:
 class Client:
     """A python-socketio client that records every event it receives."""
 
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+    def __init__(self, reconnect: bool = False) -> None:
+        # When reconnecting, within 0.1-1 s: a test cannot wait out socket.io-client's 1-5 s.
+        self.sio = socketio.AsyncClient(
+            reconnection=reconnect,
+            reconnection_delay=0.1,
+            reconnection_delay_max=1,
+            randomization_factor=0.1,
+        )
         self.events: dict[str, list[Any]] = defaultdict(list)
         self._arrived = asyncio.Event()
 
