@@ -17,6 +17,7 @@ from townhall.core.logging import configure_logging
 from townhall.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from townhall.core.platform import State, build_platform
 from townhall.core.secrets.endpoints import router as settings_admin_router
+from townhall.core.security_headers import SecurityHeadersMiddleware
 from townhall.core.storage.endpoints import router as storage_router
 from townhall.core.system import router as system_router
 from townhall.modules.registry import load_apps
@@ -65,4 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             module.install(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost, so even the last-resort 500 carries the headers.
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     return app

@@ -177,8 +177,8 @@ async def test_owner_and_editor_edit_live_offline_flush_and_a_viewer_reads(
     base = server.base
     async with httpx.AsyncClient(base_url=base, timeout=20) as http:
         team = await make_team(http)
-    owner_ctx = await signed_in_context(browser, base, team.tokens["owner"])
-    editor_ctx = await signed_in_context(browser, base, team.tokens["editor"])
+    owner_ctx = await signed_in_context(browser, base, team.tokens["owner"], bypass_csp=True)
+    editor_ctx = await signed_in_context(browser, base, team.tokens["editor"], bypass_csp=True)
     olive = await Window.open(owner_ctx, base, team.page_id)
     ed = await Window.open(editor_ctx, base, team.page_id)
     await expect(olive.page.locator("#doc-title")).to_have_text("Launch plan")
@@ -243,7 +243,7 @@ async def test_owner_and_editor_edit_live_offline_flush_and_a_viewer_reads(
         assert "Added while Ed was away." in exported.text
 
     # A viewer reads live but cannot edit: no toolbar, not editable, typing changes nothing.
-    viewer_ctx = await signed_in_context(browser, base, team.tokens["viewer"])
+    viewer_ctx = await signed_in_context(browser, base, team.tokens["viewer"], bypass_csp=True)
     vi = await Window.open(viewer_ctx, base, team.page_id)
     before = await converged(olive, ed, vi, containing=["Written on the zeppelin."])
     await expect(vi.editor).to_have_attribute("contenteditable", "false")
@@ -286,7 +286,7 @@ async def test_page_ui_tree_subpages_favorites_share_and_trash(
     base = server.base
     async with httpx.AsyncClient(base_url=base, timeout=20) as http:
         team = await make_team(http)
-    context = await signed_in_context(browser, base, team.tokens["owner"])
+    context = await signed_in_context(browser, base, team.tokens["owner"], bypass_csp=True)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -350,7 +350,7 @@ async def test_page_ui_tree_subpages_favorites_share_and_trash(
     public_url = await page.locator("#doc-public-url").input_value()
     await expect(page.locator("#doc-public-off")).to_be_visible()  # the dialog knows it is public
     await page.screenshot(path=str(ARTIFACTS / "docs-share.png"))
-    anonymous = await (await signed_in_context(browser, base, None)).new_page()
+    anonymous = await (await signed_in_context(browser, base, None, bypass_csp=True)).new_page()
     await anonymous.goto(public_url)
     await expect(anonymous.locator(".doc-title")).to_have_text("Interviews")
     await page.locator("#doc-public-off").click()

@@ -195,8 +195,8 @@ async def test_two_editors_converge_offline_and_viewer_is_read_only(
         alice = await signup(http, "alice@example.com", display_name="Alice")
         bob = await signup(http, "bob@example.com", display_name="Bob")
     doc = f"public-{uuid.uuid4().hex[:12]}"  # demo ids "public-*" are readable by anyone
-    a_ctx = await signed_in_context(browser, base_url, alice["access_token"])
-    b_ctx = await signed_in_context(browser, base_url, bob["access_token"])
+    a_ctx = await signed_in_context(browser, base_url, alice["access_token"], bypass_csp=True)
+    b_ctx = await signed_in_context(browser, base_url, bob["access_token"], bypass_csp=True)
     one = await Window.open(a_ctx, base_url, doc, "Alice", edit=True, rtc=rtc)
     two = await Window.open(b_ctx, base_url, doc, "Bob", edit=True, rtc=rtc)
     for window in (one, two):
@@ -260,7 +260,7 @@ async def test_two_editors_converge_offline_and_viewer_is_read_only(
     await converged(one, two, containing=["Record the demo", "Owner"])
 
     # A viewer (signed out, canEdit=false) sees the page live but cannot change it.
-    v_ctx = await signed_in_context(browser, base_url, None)
+    v_ctx = await signed_in_context(browser, base_url, None, bypass_csp=True)
     viewer = await Window.open(v_ctx, base_url, doc, "Guest", edit=False, rtc=rtc)
     before = await converged(one, two, viewer, containing=["Kept in the browser."])
     await expect(viewer.editor).to_have_attribute("contenteditable", "false")

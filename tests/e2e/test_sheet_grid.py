@@ -215,8 +215,8 @@ async def test_two_grids_edit_converge_offline_paste_and_viewer(
         alice = await signup(http, "alice@example.com", display_name="Alice")
         bob = await signup(http, "bob@example.com", display_name="Bob")
     doc = f"public-{uuid.uuid4().hex[:12]}"
-    a_ctx = await signed_in_context(browser, base_url, alice["access_token"])
-    b_ctx = await signed_in_context(browser, base_url, bob["access_token"])
+    a_ctx = await signed_in_context(browser, base_url, alice["access_token"], bypass_csp=True)
+    b_ctx = await signed_in_context(browser, base_url, bob["access_token"], bypass_csp=True)
     one = await Window.open(a_ctx, base_url, doc, "Alice", edit=True)
     await expect(one.page.locator("#status")).to_have_text("live", timeout=20_000)
     two = await Window.open(b_ctx, base_url, doc, "Bob", edit=True)
@@ -378,7 +378,7 @@ async def test_two_grids_edit_converge_offline_paste_and_viewer(
     assert await two.raw("A1") == "=Budget!B2*2"
 
     # A viewer (signed out) sees everything live but cannot change anything.
-    v_ctx = await signed_in_context(browser, base_url, None)
+    v_ctx = await signed_in_context(browser, base_url, None, bypass_csp=True)
     viewer = await Window.open(v_ctx, base_url, doc, "Guest", edit=False)
     before = await converged(one, two, viewer)
     assert await viewer.page.locator(".sg-toolbar button:not([disabled])").count() == 0
@@ -413,7 +413,7 @@ async def test_two_grids_edit_converge_offline_paste_and_viewer(
     await expect(one.page.locator(".sg-remote-name", has_text="Bob")).to_be_visible()
     await one.page.screenshot(path=str(ARTIFACTS / "sheet-grid.png"))
     phone = await browser.new_context(
-        viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True
+        bypass_csp=True, viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True
     )
     await phone.add_cookies([{"name": "th_access", "value": bob["access_token"], "url": base_url}])
     mobile = await Window.open(phone, base_url, doc, "Bob", edit=True)
@@ -434,7 +434,7 @@ async def test_full_sheet_of_values_and_formulas_scrolls_virtualized(
 ) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=20) as http:
         alice = await signup(http, "carol@example.com", display_name="Alice")
-    context = await signed_in_context(browser, base_url, alice["access_token"])
+    context = await signed_in_context(browser, base_url, alice["access_token"], bypass_csp=True)
     # Saves are slow for a document this size: leave them out of the measurement.
     doc = f"big-{uuid.uuid4().hex[:12]}"
     window = await Window.open(context, base_url, doc, "Alice", edit=True, save=600_000)
@@ -555,7 +555,7 @@ async def test_sheets_page_two_editors_and_a_viewer(
         assert wrote.status_code == 200, wrote.text
 
     async def open_page(user: dict[str, Any], **context: Any) -> Window:
-        ctx = await browser.new_context(**context)
+        ctx = await browser.new_context(**context, bypass_csp=True)
         await ctx.add_cookies(
             [{"name": "th_access", "value": user["access_token"], "url": base_url}]
         )

@@ -71,7 +71,9 @@ async def test_save_watch_complete_and_search_in_the_browser(server: str, browse
             "/api/v1/auth/login", json={"email": ALICE, "password": "demo-password"}
         )
         assert login.status_code == 200, login.text
-    context = await signed_in_context(browser, server, login.json()["access_token"])
+    context = await signed_in_context(
+        browser, server, login.json()["access_token"], bypass_csp=True
+    )
     page = await context.new_page()
     page.set_default_timeout(WAIT)
 

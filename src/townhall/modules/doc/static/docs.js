@@ -60,3 +60,8 @@ importForm?.addEventListener('submit', (event) => {
     location.href = `/docs/p/${page.id}`
   })
 })
+
+// Inline handlers would need 'unsafe-inline' in the Content-Security-Policy.
+document.addEventListener('change', (event) => {
+  if (event.target.matches?.('[data-submit-on-change]')) event.target.form?.submit()
+})
