@@ -4,6 +4,7 @@
         [--configs townhall:1,townhall:2,node:1,node:2] [--time-limit 2400]
     uv run python bench/load.py mixed [--duration 300] [--save-rate 2] [--search-rate 4]
         [--edit-rate 8] [--sync-rate 6]
+    uv run python bench/load.py plot
 
 ramp: bench/quiz.py's games (50 players each, everyone answers at once) on fresh servers per
 step, more players each step until the answer-ack p99 passes 1 s; townhall on 1 and 2
@@ -161,7 +162,7 @@ def plot_ramp(rows: list[dict[str, Any]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label in dict.fromkeys(r["label"] for r in rows):
-        points = [(r["players"], r["ack_p99"]) for r in rows if r["label"] == label]
+        points = sorted((r["players"], r["ack_p99"]) for r in rows if r["label"] == label)
         done = [(p, v) for p, v in points if math.isfinite(v)]
         (line,) = ax.plot([p for p, _ in done], [v for _, v in done], marker="o", label=label)
         for p, v in points:
@@ -583,8 +584,27 @@ def main() -> None:
     mixed.add_argument("--web", type=int, default=2)
     mixed.add_argument("--workers", type=int, default=1)
     mixed.add_argument("--plot", type=Path, default=IMG / "load-mixed.png")
+    plot = sub.add_parser("plot", help="redraw both PNGs from the JSON of the last runs")
+    plot.add_argument("--ramp", type=Path, default=IMG / "load-ramp.png")
+    plot.add_argument("--mixed", type=Path, default=IMG / "load-mixed.png")
     args = parser.parse_args()
+    if args.command == "plot":
+        replot(args.ramp, args.mixed)
+        return
     asyncio.run(run_ramp(args) if args.command == "ramp" else run_mixed(args))
+
+
+def replot(ramp: Path, mixed: Path) -> None:
+    """Both figures again from var/bench/load-*.json (a run's raw output)."""
+    if (OUT / "load-ramp.json").exists():
+        plot_ramp(json.loads((OUT / "load-ramp.json").read_text())["rows"], ramp)
+    if (OUT / "load-mixed.json").exists():
+        saved = json.loads((OUT / "load-mixed.json").read_text())
+        record = Record(
+            requests=[tuple(r) for r in saved["requests"]],
+            rss=[(t, s) for t, s in saved["rss"]],
+        )
+        plot_mixed(record, mixed)
 
 
 if __name__ == "__main__":
