@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export PATH := $(HOME)/.local/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: uv install run test lint fmt bench clean
+.PHONY: uv install run test lint fmt bench clean audit
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet --break-system-packages uv
@@ -25,6 +25,11 @@ lint: install
 	uv run ruff format --check src tests migrations bench
 	uv run ruff check src tests migrations bench
 	uv run mypy
+
+# Known vulnerabilities in the locked dependencies (needs PyPI's per-version JSON API or OSV).
+audit: uv
+	mkdir -p var && uv export --frozen --format requirements-txt --no-emit-project > var/audit-requirements.txt
+	uvx pip-audit --requirement var/audit-requirements.txt --no-deps --disable-pip --strict
 
 fmt: install
 	uv run ruff format src tests migrations bench

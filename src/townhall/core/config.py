@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     )
     login_window_seconds: int = Field(300, description="Window of both log-in rate limits")
     signup_per_ip_per_hour: int = Field(20, description="Sign-ups per client IP per hour")
+    link_saves_per_minute: int = Field(
+        120, description="Link saves per user per minute (10x per client IP; 0: no limit)"
+    )
+    report_filings_per_hour: int = Field(
+        60, description="Reports filed per user per hour (10x per client IP; 0: no limit)"
+    )
     cookie_secure: bool = Field(
         False, description="Mark auth cookies Secure (HTTPS only); production: `true` behind TLS"
     )

@@ -253,3 +253,19 @@ async def test_every_pipeline_step_invalidates_the_cached_pages(
     await pipeline.count_failure(platform, uuid.UUID(link_id), "boom")
     assert await platform.cache.get(key) is None
     assert (await listed())["retry_count"] == 1
+
+
+async def test_saves_past_the_per_user_limit_get_429_and_store_nothing(
+    client: httpx.AsyncClient, user: dict[str, Any], platform: Platform, site: Site
+) -> None:
+    platform.settings.link_saves_per_minute = 3
+    for n in range(3):
+        assert (await post(client, user, url=site.page(f"limit-{n}"))).status_code == 201
+    refused = await post(client, user, url=site.page("limit-over"))
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert int(refused.headers["retry-after"]) >= 1
+    listed = await client.get("/api/v1/links", params={"q": "limit-over"}, headers=user["headers"])
+    assert all("limit-over" not in item["url"] for item in listed.json()["items"])
+    other = await signup(client, "other-limit@example.com")  # the limit is per user
+    assert (await post(client, other, url=site.page("limit-over"))).status_code == 201

@@ -119,3 +119,16 @@ async def test_nearby_validates_numbers_and_area(world: World) -> None:
     for query in ("lat=abc&lng=127.1", "lat=35.8", f"lat={SEOUL[0]}&lng={SEOUL[1]}"):
         r = await world.client.get(f"/api/v1/reports/nearby?{query}")
         assert r.status_code == 422, query
+
+
+async def test_filing_past_the_per_user_limit_gets_429_and_files_nothing(
+    world: World, platform: Platform
+) -> None:
+    platform.settings.report_filings_per_hour = 2
+    before = await count_reports(world)
+    for _ in range(2):
+        await world.file("alice")
+    refused = await world.file("alice", expect=429)
+    assert refused["status"] == 429
+    assert await count_reports(world) == before + 2
+    await world.file("bob")  # the limit is per user

@@ -9,7 +9,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from townhall.core.deps import CurrentPrincipal, DbSession, PlatformDep, ReadSession
+from townhall.core.deps import (
+    CurrentPrincipal,
+    DbSession,
+    PlatformDep,
+    ReadSession,
+    action_limit,
+)
 from townhall.core.errors import BadRequest, PayloadTooLarge
 from townhall.modules.link import bookmarks
 from townhall.modules.link.schemas import (
@@ -51,6 +57,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
     "/links",
     response_model=SavedLink,
     status_code=status.HTTP_201_CREATED,
+    dependencies=[action_limit("link.save", lambda s: s.link_saves_per_minute, 60)],
     responses={200: {"model": SavedLink, "description": "Already saved (duplicate: true)"}},
 )
 async def save_link(body: LinkCreate, principal: CurrentPrincipal, service: Service) -> Response:

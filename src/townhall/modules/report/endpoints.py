@@ -18,6 +18,7 @@ from townhall.core.deps import (
     OptionalPrincipal,
     PlatformDep,
     ReadSession,
+    action_limit,
 )
 from townhall.core.errors import Unprocessable
 from townhall.modules.report.schemas import (
@@ -94,7 +95,15 @@ def csv_response(rows: list[list[Any]], filename: str) -> Response:
 # -- citizen ----------------------------------------------------------------------------
 
 
-@router.post("", response_model=ReportOut, status_code=status.HTTP_201_CREATED)
+FILING_LIMIT = action_limit("report.file", lambda s: s.report_filings_per_hour, 3600)
+
+
+@router.post(
+    "",
+    response_model=ReportOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[FILING_LIMIT],
+)
 async def create_report(
     principal: CurrentPrincipal,
     service: Service,
