@@ -30,7 +30,7 @@ class _Group(TyperGroup):
 app = typer.Typer(
     cls=_Group, help="townhall: five real-time apps on one platform.", no_args_is_help=True
 )
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay on one line, copyable and greppable
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(reports_app, name="reports")  # Reports app (seed 004)
 

@@ -68,6 +68,20 @@ async def hit_rate_limit(cache: Cache, key: str, *, limit: int, window: int) -> 
     return int(count)
 
 
+IP_LIMIT_FACTOR = 10  # one address may be a whole office behind NAT
+
+
+async def hit_action_limit(
+    cache: Cache, action: str, *, limit: int, window: int, user_id: object | None, ip: str
+) -> None:
+    """Count `action` per user and per client IP (10x); 429 once over; `limit` 0 is off."""
+    if limit <= 0:
+        return
+    if user_id is not None:
+        await hit_rate_limit(cache, f"{action}:user:{user_id}", limit=limit, window=window)
+    await hit_rate_limit(cache, f"{action}:ip:{ip}", limit=limit * IP_LIMIT_FACTOR, window=window)
+
+
 async def reset_rate_limit(cache: Cache, key: str, *, window: int) -> None:
     """Forget the hits of the current window (e.g. after a successful log-in)."""
     bucket = int(time.time()) // window

@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from townhall.core.auth.models import User
 from townhall.core.auth.rbac import Grants, load_grants
 from townhall.core.auth.service import AuthService, ClientInfo
-from townhall.core.cache import hit_rate_limit
+from townhall.core.cache import hit_action_limit
 from townhall.core.config import Settings
 from townhall.core.db import commit, session_wrote
 from townhall.core.errors import AppError, Forbidden, Unauthorized
@@ -177,21 +177,18 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
 
 
-IP_LIMIT_FACTOR = 10  # one address may be a whole office behind NAT
-
-
 def action_limit(action: str, limit_of: Callable[[Settings], int], window: int) -> Any:
     """A route dependency counting `action` per user and per client IP (429 + Retry-After)."""
 
     async def check(principal: OptionalPrincipal, platform: PlatformDep, client: Client) -> None:
-        limit = limit_of(platform.settings)
-        if limit <= 0:
-            return  # 0 turns the limit off
-        if principal is not None:
-            key = f"{action}:user:{principal.id}"
-            await hit_rate_limit(platform.cache, key, limit=limit, window=window)
-        key = f"{action}:ip:{client.ip}"
-        await hit_rate_limit(platform.cache, key, limit=limit * IP_LIMIT_FACTOR, window=window)
+        await hit_action_limit(
+            platform.cache,
+            action,
+            limit=limit_of(platform.settings),
+            window=window,
+            user_id=principal.id if principal else None,
+            ip=client.ip,
+        )
 
     return Depends(check)
 

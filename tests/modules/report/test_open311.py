@@ -7,6 +7,7 @@ from datetime import timedelta
 from xml.etree import ElementTree as ET
 
 from townhall.core.db import utcnow
+from townhall.core.platform import Platform
 from townhall.modules.report.repository import ReportRepository
 
 from .conftest import JEONJU, SEOUL, World
@@ -180,3 +181,22 @@ async def test_requests_default_window_and_pages(world: World) -> None:
         assert r.status_code == 400, params
         [error] = r.json()
         assert error["code"] == 400
+
+
+async def test_open311_filings_share_the_per_user_filing_limit(
+    world: World, platform: Platform
+) -> None:
+    platform.settings.report_filings_per_hour = 2
+    c = world.client
+    token = world.users["alice"]["access_token"]
+    form = {"api_key": token, "service_code": "pothole", "lat": "35.82", "long": "127.14"}
+    await world.file("alice")  # the JSON API and Open311 draw on one quota
+    assert (await c.post("/open311/v2/requests.json", data=form)).status_code == 201
+    for fmt in ("json", "xml"):
+        r = await c.post(f"/open311/v2/requests.{fmt}", data=form)
+        assert r.status_code == 429, r.text
+        assert int(r.headers["retry-after"]) >= 1
+    assert r.headers["content-type"].startswith("text/xml")
+    assert ET.fromstring(r.content).findtext("error/code") == "429"
+    listed = (await c.get("/open311/v2/requests.json")).json()
+    assert len(listed) == 2  # nothing was filed past the limit

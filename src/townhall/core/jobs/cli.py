@@ -21,7 +21,7 @@ T = TypeVar("T")
 jobs_app = typer.Typer(help="Inspect and operate the job queue.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter store: jobs that failed every attempt.")
 jobs_app.add_typer(dlq_app, name="dlq")
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay on one line, copyable and greppable
 
 
 def run_worker(

@@ -95,7 +95,8 @@ def csv_response(rows: list[list[Any]], filename: str) -> Response:
 # -- citizen ----------------------------------------------------------------------------
 
 
-FILING_LIMIT = action_limit("report.file", lambda s: s.report_filings_per_hour, 3600)
+FILING_ACTION, FILING_WINDOW = "report.file", 3600  # Open311 filings share the quota
+FILING_LIMIT = action_limit(FILING_ACTION, lambda s: s.report_filings_per_hour, FILING_WINDOW)
 
 
 @router.post(

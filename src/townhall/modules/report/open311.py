@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData
 
 from townhall.core.auth.service import AuthService
+from townhall.core.cache import hit_action_limit
 from townhall.core.db import utcnow
 from townhall.core.deps import Principal, authenticate, token_from
-from townhall.core.errors import AppError
+from townhall.core.errors import AppError, TooManyRequests
 from townhall.core.platform import Platform
+from townhall.modules.report.endpoints import FILING_ACTION, FILING_WINDOW
 from townhall.modules.report.models import OPEN_STATUSES, Category, Report
 from townhall.modules.report.pii import mask_pii
 from townhall.modules.report.repository import ReportRepository
@@ -30,9 +32,10 @@ MAX_PAGE = 1000  # the spec's 1000-result cap doubles as the page_size limit
 
 
 class Open311Error(Exception):
-    def __init__(self, code: int, description: str) -> None:
+    def __init__(self, code: int, description: str, headers: dict[str, str] | None = None) -> None:
         self.code = code
         self.description = description
+        self.headers = headers
 
 
 def _xml(root: str, item: str, rows: Sequence[dict[str, Any]]) -> bytes:
@@ -65,15 +68,22 @@ def _fill(el: ET.Element, row: dict[str, Any]) -> None:
 
 
 def _respond(
-    fmt: str, root: str, item: str, rows: list[dict[str, Any]], code: int = 200
+    fmt: str,
+    root: str,
+    item: str,
+    rows: list[dict[str, Any]],
+    code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     if fmt == "xml":
-        return Response(_xml(root, item, rows), status_code=code, media_type="text/xml")
-    return JSONResponse(rows, status_code=code)
+        body = _xml(root, item, rows)
+        return Response(body, status_code=code, media_type="text/xml", headers=headers)
+    return JSONResponse(rows, status_code=code, headers=headers)
 
 
-def _error(fmt: str, code: int, description: str) -> Response:
-    return _respond(fmt, "errors", "error", [{"code": code, "description": description}], code)
+def _error(fmt: str, exc: Open311Error) -> Response:
+    row = {"code": exc.code, "description": exc.description}
+    return _respond(fmt, "errors", "error", [row], exc.code, exc.headers)
 
 
 def _format(name: str) -> tuple[str, str]:
@@ -215,7 +225,7 @@ async def get_top(name: str, request: Request) -> Response:
                 return await _list_requests(service, request, fmt)
             raise Open311Error(404, f"unknown resource {stem}")
     except Open311Error as exc:
-        return _error(fmt, exc.code, exc.description)
+        return _error(fmt, exc)
 
 
 async def _list_requests(service: ReportService, request: Request, fmt: str) -> Response:
@@ -289,7 +299,7 @@ async def service_definition(name: str, request: Request) -> Response:
             )
         return JSONResponse(row)
     except Open311Error as exc:
-        return _error(fmt, exc.code, exc.description)
+        return _error(fmt, exc)
 
 
 @router.get("/requests/{name}")
@@ -312,7 +322,7 @@ async def get_request(name: str, request: Request) -> Response:
             row = await _request_row(service, report, categories, agencies)
         return _respond(fmt, "service_requests", "request", [row])
     except Open311Error as exc:
-        return _error(fmt, exc.code, exc.description)
+        return _error(fmt, exc)
 
 
 @router.post("/{name}")
@@ -346,6 +356,17 @@ async def post_request(name: str, request: Request) -> Response:
             principal = await _principal(request, platform, session, form)
             if principal is None:
                 raise Open311Error(403, "a valid api_key (access token) is required")
+            try:
+                await hit_action_limit(
+                    platform.cache,
+                    FILING_ACTION,
+                    limit=platform.settings.report_filings_per_hour,
+                    window=FILING_WINDOW,
+                    user_id=principal.id,
+                    ip=request.client.host if request.client else "",
+                )
+            except TooManyRequests as exc:
+                raise Open311Error(429, exc.message, exc.headers) from None
             service = ReportService(session, platform, principal)
             if await service.repo.category_by_code(str(form["service_code"])) is None:
                 raise Open311Error(404, f"unknown service_code {form['service_code']}")
@@ -367,4 +388,4 @@ async def post_request(name: str, request: Request) -> Response:
             row = {"service_request_id": str(report.id), "service_notice": "", "account_id": None}
         return _respond(fmt, "service_requests", "request", [row], 201)
     except Open311Error as exc:
-        return _error(fmt, exc.code, exc.description)
+        return _error(fmt, exc)
