@@ -16,6 +16,7 @@ from townhall.core.jobs.endpoints import router as jobs_admin_router
 from townhall.core.logging import configure_logging
 from townhall.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from townhall.core.platform import State, build_platform
+from townhall.core.realtime import ConnectionSlotsMiddleware
 from townhall.core.secrets.endpoints import router as settings_admin_router
 from townhall.core.security_headers import SecurityHeadersMiddleware
 from townhall.core.storage.endpoints import router as storage_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in apps:
         if module.install is not None:
             module.install(app)
+    app.add_middleware(ConnectionSlotsMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     # Outermost, so even the last-resort 500 carries the headers.

@@ -20,6 +20,7 @@ from townhall.collab.signaling import RateLimiter, SignalingConn, parse_topic
 from townhall.core.auth.service import AuthService
 from townhall.core.deps import Principal, authenticate, token_from
 from townhall.core.errors import AppError
+from townhall.core.realtime import CLOSE_TRY_AGAIN, TOO_MANY_CONNECTIONS, claim_connection
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +51,14 @@ async def _principal(engine: CollabEngine, token: str | None) -> Principal | Non
             )
         except AppError as exc:
             raise AuthFailed(exc.message) from exc
+
+
+async def _slot(websocket: WebSocket, engine: CollabEngine, principal: Principal | None) -> bool:
+    """Claim a signed-in user's connection slot; closes with 1013 when none is left."""
+    if principal is None or claim_connection(websocket, engine.platform, principal):
+        return True
+    await _close(websocket, CLOSE_TRY_AGAIN, TOO_MANY_CONNECTIONS)
+    return False
 
 
 async def _role(
@@ -118,6 +127,8 @@ async def sync_socket(websocket: WebSocket, service: str, doc_id: str) -> None:
     except AuthFailed as exc:
         await _close(websocket, CLOSE_UNAUTHORIZED, str(exc)[:120])
         return
+    if not await _slot(websocket, engine, principal):
+        return
     if not DOC_ID.fullmatch(doc_id):
         await _close(websocket, CLOSE_NOT_FOUND, "invalid document id")
         return
@@ -179,6 +190,8 @@ async def signaling_socket(websocket: WebSocket) -> None:
         principal = await _principal(engine, token)
     except AuthFailed as exc:
         await _close(websocket, CLOSE_UNAUTHORIZED, str(exc)[:120])
+        return
+    if not await _slot(websocket, engine, principal):
         return
     outbox = Outbox(websocket)
 

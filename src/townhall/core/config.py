@@ -298,6 +298,14 @@ class Settings(BaseSettings):
     realtime_heartbeat_seconds: float = Field(
         20.0, description="Ping interval of WebSocket/SSE connections"
     )
+    realtime_connections_per_user: int = Field(
+        64,
+        ge=0,
+        description=(
+            "Open WebSocket/SSE connections one signed-in user may hold on one process (0 = no "
+            "limit); one more is closed with 1013 or answered 429"
+        ),
+    )
 
     # Outbound HTTP: hosts or CIDRs the SSRF guard lets through (tests serve fixtures locally).
     outbound_allowlist: list[str] = Field(

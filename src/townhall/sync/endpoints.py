@@ -20,8 +20,9 @@ from townhall.core.deps import (
     ReadSession,
     authenticate,
 )
-from townhall.core.errors import AppError, Unauthorized, Unprocessable
+from townhall.core.errors import AppError, TooManyRequests, Unauthorized, Unprocessable
 from townhall.core.platform import Platform
+from townhall.core.realtime import TOO_MANY_CONNECTIONS, claim_connection
 from townhall.sync import schemas
 from townhall.sync.live import follow
 from townhall.sync.patching import InvalidJSON, JsonPatch, MergePatch, loads
@@ -402,6 +403,8 @@ async def sse_events(
     """`text/event-stream`: each event's `id:` is its seq, so EventSource resumes by itself."""
     principal = await stream_principal(request, session, auth, token)
     access = await service_for(session, platform).access(principal, collection)
+    if not claim_connection(request, platform, principal):
+        raise TooManyRequests(TOO_MANY_CONNECTIONS, retry_after=5)
     start = since or 0
     if last_event_id is not None and last_event_id.strip():
         if not last_event_id.strip().isdigit() or len(last_event_id) > 18:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from townhall.core.realtime.auth import WebSocketRefused, authenticate_websocket, websocket_token
+from townhall.core.realtime.auth import (
+    TOO_MANY_CONNECTIONS,
+    WebSocketRefused,
+    authenticate_websocket,
+    claim_connection,
+    websocket_token,
+)
 from townhall.core.realtime.connection import Connection
 from townhall.core.realtime.registry import (
     CLOSE_FORBIDDEN,
@@ -14,6 +20,7 @@ from townhall.core.realtime.registry import (
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
     Connections,
+    ConnectionSlotsMiddleware,
 )
 from townhall.core.realtime.sse import (
     EventSourceResponse,
@@ -32,12 +39,15 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CLOSE_TRY_AGAIN",
     "CLOSE_UNAUTHORIZED",
+    "TOO_MANY_CONNECTIONS",
     "Connection",
+    "ConnectionSlotsMiddleware",
     "Connections",
     "EventSourceResponse",
     "ServerEvent",
     "WebSocketRefused",
     "authenticate_websocket",
+    "claim_connection",
     "format_comment",
     "format_event",
     "last_event_id",

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from townhall.core.errors import AppError
@@ -90,7 +91,7 @@ async def authenticate_websocket(
         raise WebSocketRefused(CLOSE_UNAUTHORIZED, "authentication required")
     try:
         async with platform.db.sessionmaker() as session:
-            return await authenticate(
+            principal = await authenticate(
                 AuthService(platform.settings, platform.cache), session, token
             )
     except AppError as exc:
@@ -100,3 +101,16 @@ async def authenticate_websocket(
     except Exception as exc:
         await websocket.close(CLOSE_TRY_AGAIN, "try again later")
         raise WebSocketRefused(CLOSE_TRY_AGAIN, "try again later") from exc
+    if not claim_connection(websocket, platform, principal):
+        await websocket.close(CLOSE_TRY_AGAIN, TOO_MANY_CONNECTIONS)
+        raise WebSocketRefused(CLOSE_TRY_AGAIN, TOO_MANY_CONNECTIONS)
+    return principal
+
+
+TOO_MANY_CONNECTIONS = "too many connections for this user; close one and retry"
+
+
+def claim_connection(conn: HTTPConnection, platform: Platform, principal: Principal) -> bool:
+    """Hold one of the user's real-time slots for the life of `conn`; False when none is left."""
+    limit = platform.settings.realtime_connections_per_user
+    return platform.connections.claim(conn.scope, principal.id, limit)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, MutableMapping
 from types import FrameType
 from typing import Any, Protocol
 
 import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from townhall.core.metrics import OPEN_CONNECTIONS
 
@@ -25,6 +27,8 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_RESYNC = 4408  # the client fell behind or missed messages: reconnect and resync
+
+CLAIMS_KEY = "townhall.connection_claims"  # the users a scope holds a connection slot for
 
 
 class Closable(Protocol):
@@ -42,6 +46,7 @@ class Connections:
         self._empty.set()
         self.draining = False
         self._drain_task: asyncio.Task[None] | None = None
+        self._per_user: Counter[str] = Counter()
 
     def add(self, conn: Closable) -> None:
         if conn in self._open:
@@ -57,6 +62,23 @@ class Connections:
         OPEN_CONNECTIONS.labels(kind=conn.kind).dec()
         if not self._open:
             self._empty.set()
+
+    def claim(self, scope: MutableMapping[str, Any], user_id: object, limit: int) -> bool:
+        """Hold one of `user_id`'s `limit` slots until the scope ends; False when all are taken."""
+        key = str(user_id)
+        if limit > 0 and self._per_user[key] >= limit:
+            return False
+        self._per_user[key] += 1
+        scope.setdefault(CLAIMS_KEY, []).append((self, key))
+        return True
+
+    def release_slot(self, key: str) -> None:
+        self._per_user[key] -= 1
+        if self._per_user[key] <= 0:
+            del self._per_user[key]
+
+    def held_by(self, user_id: object) -> int:
+        return self._per_user[str(user_id)]
 
     def __len__(self) -> int:
         return len(self._open)
@@ -121,3 +143,17 @@ class Connections:
                     signal.signal(sig, prev)
 
         return undo
+
+
+class ConnectionSlotsMiddleware:
+    """Releases the per-user connection slots a WebSocket or SSE call claimed, however it ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for registry, key in scope.pop(CLAIMS_KEY, []):
+                registry.release_slot(key)
