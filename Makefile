@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export PATH := $(HOME)/.local/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: uv install run test lint fmt bench clean audit
+.PHONY: uv install run test lint fmt bench clean audit fuzz
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet --break-system-packages uv
@@ -30,6 +30,10 @@ lint: install
 audit: uv
 	mkdir -p var && uv export --frozen --format requirements-txt --no-emit-project > var/audit-requirements.txt
 	uvx pip-audit --requirement var/audit-requirements.txt --no-deps --disable-pip --strict
+
+# Long fuzz runs (CI runs the same tests with a few examples each).
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-5000} FUZZ_API_EXAMPLES=$${FUZZ_API_EXAMPLES:-100} uv run pytest -q --timeout=1800 tests/fuzz $(PYTEST_ARGS)
 
 fmt: install
 	uv run ruff format src tests migrations bench

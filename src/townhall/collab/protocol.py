@@ -152,7 +152,7 @@ def decode_awareness(update: bytes) -> list[AwarenessEntry]:
         clock = reader.varuint()
         try:
             state = json.loads(reader.varstring())
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ProtocolError("awareness state is not JSON") from exc
         entries.append(AwarenessEntry(client_id, clock, state))
     return entries

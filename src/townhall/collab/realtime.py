@@ -16,7 +16,7 @@ from townhall.collab.engine import CollabEngine, get_engine
 from townhall.collab.hooks import DOC_ID, Role
 from townhall.collab.rooms import Peer
 from townhall.collab.service import authorize
-from townhall.collab.signaling import RateLimiter, SignalingConn, parse_topic
+from townhall.collab.signaling import RateLimiter, SignalingConn, parse_message, parse_topic
 from townhall.core.auth.service import AuthService
 from townhall.core.deps import Principal, authenticate, token_from
 from townhall.core.errors import AppError
@@ -182,10 +182,9 @@ async def signaling_socket(websocket: WebSocket) -> None:
         except (TimeoutError, KeyError):  # silent, or a binary frame: carry on anonymous
             pass
         if first is not None:
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                parsed = json.loads(first)
-                if parsed.get("type") == "auth":
-                    token, first, via_message = str(parsed.get("token") or ""), None, True
+            parsed = parse_message(first)
+            if parsed is not None and parsed.get("type") == "auth":
+                token, first, via_message = str(parsed.get("token") or ""), None, True
     try:
         principal = await _principal(engine, token)
     except AuthFailed as exc:
@@ -224,11 +223,8 @@ async def signaling_socket(websocket: WebSocket) -> None:
             if not limiter.allow():
                 await _close(websocket, CLOSE_POLICY, "rate limit exceeded")
                 break
-            try:
-                msg = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(msg, dict):
+            msg = parse_message(raw)
+            if msg is None:
                 continue
             await _handle_signal(engine, conn, principal, msg)
     except WebSocketDisconnect:

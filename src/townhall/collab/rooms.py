@@ -87,7 +87,11 @@ class Room:
         message = yp.decode_message(frame)
         if message.kind == yp.MESSAGE_SYNC:
             if message.sync_type is yp.SyncType.STEP1:
-                await peer.send(yp.sync_step2(self.doc.get_update(message.payload)))
+                try:
+                    diff = self.doc.get_update(message.payload)
+                except ValueError as exc:
+                    raise yp.ProtocolError(f"invalid state vector: {exc}") from exc
+                await peer.send(yp.sync_step2(diff))
                 return
             if peer.role != "editor":
                 return  # read-only: step 2 and updates from viewers are dropped

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,15 @@ def parse_topic(topic: object) -> tuple[str, str] | None:
     if not sep or not service or not doc_id:
         return None
     return service, doc_id
+
+
+def parse_message(raw: str) -> dict[str, Any] | None:
+    """A signaling frame as a JSON object; None for anything else (ignored, as y-webrtc does)."""
+    try:
+        message = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
+        return None
+    return message if isinstance(message, dict) else None
 
 
 class RateLimiter:

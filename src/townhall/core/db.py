@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -26,12 +26,15 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
-from townhall.core.errors import AppError
+from townhall.core.errors import AppError, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
 AfterCommit = Callable[[], Awaitable[None]]
 PING_AFTER_IDLE_SECONDS = 2.0
+# SQLSTATEs of a server that is gone or not up yet: class 08 (connection exception),
+# 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting up).
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -102,6 +105,39 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database server cannot be reached (down, restarting, connection lost): a 503."""
+
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable; retry shortly")
+
+
+def unavailable_on_outage(engine: AsyncEngine) -> None:
+    """Raise DatabaseUnavailable, not a driver error (a 500), while the server is down.
+
+    A refused connect is a bare OSError (asyncpg does not wrap it); a connection lost mid-query
+    or a server still in crash recovery is a DBAPI error with a disconnect SQLSTATE.
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:  # refused, reset, unreachable, timed out
+            raise DatabaseUnavailable() from exc
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _translate(context: ExceptionContext) -> BaseException | None:
+        if not isinstance(context.original_exception, Exception):
+            return None  # a cancelled task (CancelledError): let the cancellation through
+        sqlstate = getattr(context.original_exception, "sqlstate", None) or ""
+        if context.is_disconnect or sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+            context.is_disconnect = True  # the pool drops its other connections to that server
+            return DatabaseUnavailable()
+        return None
+
+
 def build_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout, foreign keys and rollback on close."""
     if url.startswith("sqlite"):
@@ -112,6 +148,7 @@ def build_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         return engine
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
     ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    unavailable_on_outage(engine)
     return engine
 
 

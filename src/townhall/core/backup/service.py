@@ -36,7 +36,7 @@ from townhall.core.backup.database import (
 )
 from townhall.core.backup.repository import alembic_revisions, first_table_with_rows
 from townhall.core.config import Settings
-from townhall.core.db import Database, build_engine, utcnow
+from townhall.core.db import Database, DatabaseUnavailable, build_engine, utcnow
 from townhall.core.migrate import alembic_config, upgrade
 from townhall.core.storage import BlobNotFound, InvalidKey, Storage, build_storage, validate_key
 
@@ -155,8 +155,9 @@ async def _on_database(url: str, read: Callable[[Connection], T]) -> T:
     try:
         async with engine.connect() as conn:
             return await conn.run_sync(read)
-    except (SQLAlchemyError, OSError) as exc:
-        raise BackupError(f"cannot read the database: {exc}"[:500]) from exc
+    except (SQLAlchemyError, OSError, DatabaseUnavailable) as exc:
+        cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable) else exc
+        raise BackupError(f"cannot read the database: {cause or exc}"[:500]) from exc
     finally:
         await engine.dispose()
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townhall.core.config import Settings
-from townhall.core.db import Database, after_commit
+from townhall.core.db import Database, DatabaseUnavailable, after_commit
 from townhall.core.errors import Unprocessable
 from townhall.core.secrets.crypto import Keyring, Sealed, UndecryptableSetting
 from townhall.core.secrets.models import AppSetting
@@ -66,7 +66,7 @@ class AppSettings:
         try:
             async with self.db.session() as session:
                 rows = await AppSettingRepository(session).all()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, DatabaseUnavailable) as exc:
             # The database is the override, never a dependency of reading the defaults.
             log.warning("stored settings unreadable, keeping the last ones", error=str(exc)[:200])
             rows = None

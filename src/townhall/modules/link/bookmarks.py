@@ -14,11 +14,15 @@ from datetime import UTC, datetime
 from townhall.core.errors import Unprocessable
 from townhall.modules.link.schemas import LinkOut
 
+# A folder name or link title ends at its closing tag and never runs into the next entry, so an
+# unclosed <H3> or <A> costs the text up to the next entry, not the rest of the file (a file of
+# unclosed tags would otherwise take quadratic time).
+_NOT_NEXT = r"(?:(?!</?(?:a|h3|dl|dt)\b).)"
 _TOKEN = re.compile(
-    r"<h3\b[^>]*>(?P<folder>.*?)</h3>"
-    r"|<a\s(?P<attrs>[^>]*)>(?P<title>.*?)</a>"
+    rf"<h3\b[^<>]*>(?P<folder>{_NOT_NEXT}*?)</h3>"
+    rf"|<a\s(?P<attrs>[^<>]*)>(?P<title>{_NOT_NEXT}*?)</a>"
     r"|<dd>(?P<dd>[^<]*)"
-    r"|(?P<open><dl\b[^>]*>)"
+    r"|(?P<open><dl\b[^<>]*>)"
     r"|(?P<close></dl>)",
     re.I | re.S,
 )

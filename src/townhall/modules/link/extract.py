@@ -119,6 +119,16 @@ def _attr(node: Node | None, name: str) -> str | None:
     return value.strip() if value else None
 
 
+def _join(base_url: str, url: str | None) -> str | None:
+    """`url` made absolute; None when it cannot be (e.g. "http://[x", a broken IPv6 host)."""
+    if not url:
+        return None
+    try:
+        return urljoin(base_url, url)
+    except ValueError:
+        return None
+
+
 def extract(html: str, base_url: str) -> PageMeta:
     """Metadata of an HTML page (broken HTML is fine: lexbor repairs it)."""
     tree = HTMLParser(html)
@@ -180,7 +190,7 @@ def extract(html: str, base_url: str) -> PageMeta:
             meta.get("description"),
             ld.get("description"),
         ),
-        image=urljoin(base_url, image) if image else None,
+        image=_join(base_url, image),
         author=first(
             ld.get("author"),
             meta.get("author"),
@@ -198,7 +208,7 @@ def extract(html: str, base_url: str) -> PageMeta:
             or ld.get("uploadDate")
         ),
         media_type=(media_type or "")[:40] or None,
-        oembed_url=urljoin(base_url, href) if (href := _attr(oembed, "href")) else None,
+        oembed_url=_join(base_url, _attr(oembed, "href")),
     )
 
 

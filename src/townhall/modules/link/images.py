@@ -78,7 +78,11 @@ def _jpeg(image: Image.Image) -> bytes:
 
 def make_thumbnails(data: bytes, *, max_pixels: int) -> list[Thumbnail]:
     """Three square JPEGs (center crop; small images are padded, never upscaled past 2x)."""
-    source = _to_rgb(_open_checked(data, max_pixels))
+    image = _open_checked(data, max_pixels)
+    try:
+        source = _to_rgb(image)  # reads the EXIF orientation, which can be broken on its own
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(f"broken image: {exc}") from exc
     result = []
     for name, size in SIZES.items():
         if min(source.size) >= size // 2:

@@ -186,7 +186,10 @@ def check_answer(question: dict[str, Any], answer: Any) -> tuple[str, Any]:
     if qtype == "slider":
         if isinstance(answer, bool) or not isinstance(answer, int | float):
             raise AnswerInvalid("answer with a number")
-        value = float(answer)
+        try:
+            value = float(answer)
+        except OverflowError as exc:  # an int beyond any float (JSON ints are unbounded)
+            raise AnswerInvalid("number out of range") from exc
         if not math.isfinite(value) or not question["min"] <= value <= question["max"]:
             raise AnswerInvalid("number out of range")
         hit = abs(value - float(key["correct"])) <= float(key["tolerance"])

@@ -50,6 +50,9 @@ EXAMPLES: list[list[Any]] = [
     ],
 ]
 MAX_ROWS = 100
+# Rows (blank ones included) and columns an XLSX import looks at.
+MAX_SCAN_ROWS = 10_000
+MAX_COLS = 64
 
 
 def _split(value: Any) -> list[str]:
@@ -92,17 +95,27 @@ def parse(data: bytes, filename: str) -> list[QuestionIn]:
     if filename.lower().endswith(".xlsx"):
         try:
             sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).active
+            if sheet is None:
+                raise BadRequest("the workbook has no sheet")
+            # Read-only sheets parse lazily (broken XML, bad cell references and values raise
+            # here), and pad every row to the sheet's declared dimension: read a bounded window.
+            rows = [
+                list(r)
+                for r in sheet.iter_rows(max_row=MAX_SCAN_ROWS, max_col=MAX_COLS, values_only=True)
+            ]
+        except BadRequest:
+            raise
         except Exception as exc:
             raise BadRequest("not a readable .xlsx file") from exc
-        if sheet is None:
-            raise BadRequest("the workbook has no sheet")
-        rows = [list(r) for r in sheet.iter_rows(values_only=True)]
     else:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise BadRequest("CSV must be UTF-8") from exc
-        rows = [list(r) for r in csv.reader(io.StringIO(text))]
+        try:
+            rows = [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
+        except csv.Error as exc:  # e.g. a NUL byte, or a stray CR inside an unquoted cell
+            raise BadRequest(f"broken CSV: {exc}") from exc
     if not rows:
         raise BadRequest("the file is empty")
     header = [str(h or "").strip().lower() for h in rows[0]]
@@ -116,7 +129,7 @@ def parse(data: bytes, filename: str) -> list[QuestionIn]:
         row = dict(zip(header, values, strict=False))
         try:
             questions.append(row_to_question(row))
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, OverflowError, ValidationError) as exc:  # Overflow: int(inf)
             reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             raise Unprocessable(f"row {number}: {reason}") from exc
     return questions

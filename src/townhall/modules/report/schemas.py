@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -237,6 +237,10 @@ class AuditOut(Out):
     created_at: datetime
 
 
+# A plain 2-item array, not a tuple: `prefixItems` trips up OpenAPI tools (schemathesis 4.32).
+LatLng = Annotated[list[float], Field(min_length=2, max_length=2, description="[lat, lng]")]
+
+
 class Stats(BaseModel):
     total: int
     by_status: dict[str, int]
@@ -245,4 +249,4 @@ class Stats(BaseModel):
     resolved: int
     avg_resolve_hours: float | None
     median_resolve_hours: float | None
-    open_points: list[tuple[float, float]]
+    open_points: list[LatLng]

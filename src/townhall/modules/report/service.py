@@ -781,7 +781,7 @@ class ReportService:
             resolved=len(hours),
             avg_resolve_hours=round(statistics.fmean(hours), 2) if hours else None,
             median_resolve_hours=round(statistics.median(hours), 2) if hours else None,
-            open_points=[(r[5], r[6]) for r in rows if r[0] in [s.value for s in OPEN_STATUSES]][
+            open_points=[[r[5], r[6]] for r in rows if r[0] in [s.value for s in OPEN_STATUSES]][
                 :2000
             ],
         )

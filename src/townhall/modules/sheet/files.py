@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -146,7 +147,13 @@ def _raw_of(cell: Any) -> str:
     if isinstance(value, bool):
         return "=TRUE" if value else "=FALSE"  # typed TRUE would be text to the evaluator
     if isinstance(value, int | float):
-        return format_number(float(value))
+        try:
+            number = float(value)
+        except OverflowError:  # an integer cell of hundreds of digits
+            number = math.inf
+        if not math.isfinite(number):  # <v>inf</v> or <v>nan</v>: no spreadsheet number
+            raise BadRequest("a number cell holds no finite number")
+        return format_number(number)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return format_number(_serial(value))
     if isinstance(value, dt.timedelta):
